@@ -1,0 +1,325 @@
+"""``tessera clients``: register and manage OAuth clients."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from typing import Any
+
+import click
+
+from tessera.cli.common import load_settings, operator_errors, run
+from tessera.cli.context import operator
+from tessera.core.clients import Client
+from tessera.core.scopes import parse_scope
+from tessera.core.secrets import generate_secret, hash_secret
+from tessera.keys.signing import ALGORITHMS
+from tessera.store.clients import ClientRecord
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 30s, 10m, 1h or 2d")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _words(values: tuple[str, ...]) -> list[str]:
+    """Options may be repeated or hold space-separated lists."""
+    return [word for value in values for word in value.split()]
+
+
+def _scopes(values: tuple[str, ...]) -> frozenset[str]:
+    words = _words(values)
+    if not words:
+        return frozenset()
+    try:
+        return parse_scope(" ".join(words))
+    except Exception:
+        raise click.BadParameter("scopes must be RFC 6749 scope tokens") from None
+
+
+def _audiences(values: tuple[str, ...]) -> tuple[str, ...]:
+    audiences = tuple(dict.fromkeys(_words(values)))
+    for audience in audiences:
+        if any(ord(ch) < 0x21 or ord(ch) > 0x7E for ch in audience):
+            raise click.BadParameter(f"{audience!r} is not a valid audience")
+    return audiences
+
+
+def describe(record: ClientRecord) -> dict[str, Any]:
+    client = record.client
+    return {
+        "client_id": client.client_id,
+        "scopes": sorted(client.scopes),
+        "default_scopes": sorted(client.default_scopes),
+        "audiences": list(client.audiences),
+        "grant_types": sorted(client.grant_types),
+        "token_ttl": client.token_ttl,
+        "signing_alg": client.signing_alg,
+        "disabled": client.disabled,
+        "previous_secret_expires_at": client.previous_secret_expires_at,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def _print(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for name, value in data.items():
+        if isinstance(value, list):
+            value = " ".join(value)
+        click.echo(f"{name}: {'' if value is None else value}")
+
+
+@click.group()
+def clients() -> None:
+    """Register and manage OAuth clients."""
+
+
+scope_option = click.option(
+    "--scope", "scope", multiple=True, help="Allowed scope (repeat, or space-separate)."
+)
+default_scope_option = click.option(
+    "--default-scope",
+    multiple=True,
+    help="Scope granted when a request names none (default: all allowed).",
+)
+audience_option = click.option(
+    "--audience", multiple=True, help="Allowed audience / resource URI (repeatable)."
+)
+ttl_option = click.option(
+    "--token-ttl", type=click.IntRange(1), help="Access-token lifetime in seconds."
+)
+alg_option = click.option(
+    "--alg", type=click.Choice(ALGORITHMS), help="Signing algorithm for this client."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@clients.command()
+@click.argument("client_id")
+@scope_option
+@default_scope_option
+@audience_option
+@ttl_option
+@alg_option
+@json_option
+@operator_errors
+def create(
+    client_id: str,
+    scope: tuple[str, ...],
+    default_scope: tuple[str, ...],
+    audience: tuple[str, ...],
+    token_ttl: int | None,
+    alg: str | None,
+    as_json: bool,
+) -> None:
+    """Register a client and print its secret, once."""
+    if not _CLIENT_ID.match(client_id):
+        raise click.BadParameter(
+            "use letters, digits and . _ : - (at most 128)", param_hint="CLIENT_ID"
+        )
+    scopes = _scopes(scope)
+    defaults = _scopes(default_scope) if default_scope else scopes
+    audiences = _audiences(audience)
+    if not audiences:
+        raise click.BadParameter("give at least one", param_hint="--audience")
+    if not defaults <= scopes:
+        raise click.BadParameter("must be among --scope", param_hint="--default-scope")
+    settings = load_settings()
+
+    async def go() -> dict[str, Any]:
+        async with operator(settings) as op:
+            secret = generate_secret()
+            client = Client(
+                client_id=client_id,
+                secret_hash=hash_secret(op.pepper, secret),
+                previous_secret_hash=None,
+                previous_secret_expires_at=None,
+                scopes=scopes,
+                default_scopes=defaults,
+                audiences=audiences,
+                grant_types=frozenset({"client_credentials"}),
+                token_ttl=token_ttl,
+                signing_alg=alg,
+                disabled=False,
+            )
+            if alg:
+                await op.keys.ensure({alg})
+            await op.clients.create(client)
+            op.audit.emit("client.created", client_id=client_id)
+            record = await op.clients.record(client_id)
+            return {**describe(record), "client_secret": secret}
+
+    data = run(go())
+    _print(data, as_json)
+    if not as_json:
+        click.echo("Store the secret now: it is not shown again.", err=True)
+
+
+@clients.command(name="list")
+@json_option
+@operator_errors
+def list_(as_json: bool) -> None:
+    """List clients."""
+    settings = load_settings()
+
+    async def go() -> list[ClientRecord]:
+        async with operator(settings) as op:
+            return await op.clients.list()
+
+    records = run(go())
+    if as_json:
+        click.echo(json.dumps([describe(r) for r in records], indent=2))
+        return
+    for record in records:
+        client = record.client
+        state = "disabled" if client.disabled else "enabled"
+        scopes = " ".join(sorted(client.scopes))
+        click.echo(f"{client.client_id}\t{state}\t{scopes}")
+
+
+@clients.command()
+@click.argument("client_id")
+@json_option
+@operator_errors
+def show(client_id: str, as_json: bool) -> None:
+    """Show one client (never its secret)."""
+    settings = load_settings()
+
+    async def go() -> ClientRecord:
+        async with operator(settings) as op:
+            return await op.clients.record(client_id)
+
+    _print(describe(run(go())), as_json)
+
+
+def _change(client_id: str, event: str, **changes: Any) -> dict[str, Any]:
+    settings = load_settings()
+
+    async def go() -> dict[str, Any]:
+        async with operator(settings) as op:
+            current = (await op.clients.record(client_id)).client
+            updated = dataclasses.replace(current, **changes)
+            if updated.signing_alg:
+                await op.keys.ensure({updated.signing_alg})
+            await op.clients.save(updated)
+            op.audit.emit(event, client_id=client_id, fields=sorted(changes))
+            return describe(await op.clients.record(client_id))
+
+    return run(go())
+
+
+@clients.command()
+@click.argument("client_id")
+@scope_option
+@default_scope_option
+@audience_option
+@ttl_option
+@alg_option
+@json_option
+@operator_errors
+def update(
+    client_id: str,
+    scope: tuple[str, ...],
+    default_scope: tuple[str, ...],
+    audience: tuple[str, ...],
+    token_ttl: int | None,
+    alg: str | None,
+    as_json: bool,
+) -> None:
+    """Change a client's scopes, audiences, token lifetime or algorithm."""
+    changes: dict[str, Any] = {}
+    if scope:
+        changes["scopes"] = _scopes(scope)
+        changes["default_scopes"] = _scopes(default_scope or scope)
+    elif default_scope:
+        changes["default_scopes"] = _scopes(default_scope)
+    if audience:
+        changes["audiences"] = _audiences(audience)
+    if token_ttl is not None:
+        changes["token_ttl"] = token_ttl
+    if alg is not None:
+        changes["signing_alg"] = alg
+    if not changes:
+        raise click.UsageError("nothing to change")
+    _print(_change(client_id, "client.updated", **changes), as_json)
+
+
+@clients.command()
+@click.argument("client_id")
+@operator_errors
+def disable(client_id: str) -> None:
+    """Refuse the client's tokens from now on (its issued tokens stay valid)."""
+    _change(client_id, "client.disabled", disabled=True)
+    click.echo(f"client {client_id} disabled")
+
+
+@clients.command()
+@click.argument("client_id")
+@operator_errors
+def enable(client_id: str) -> None:
+    """Allow a disabled client again."""
+    _change(client_id, "client.enabled", disabled=False)
+    click.echo(f"client {client_id} enabled")
+
+
+@clients.command(name="rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--grace",
+    default="0",
+    help="How long the old secret stays valid, e.g. 10m or 1h (default: 0).",
+)
+@json_option
+@operator_errors
+def rotate_secret(client_id: str, grace: str, as_json: bool) -> None:
+    """Issue a new secret, printed once; the old one lasts for --grace."""
+    grace_seconds = parse_duration(grace)
+    settings = load_settings()
+
+    async def go() -> dict[str, Any]:
+        async with operator(settings) as op:
+            current = (await op.clients.record(client_id)).client
+            secret = generate_secret()
+            updated = dataclasses.replace(
+                current,
+                secret_hash=hash_secret(op.pepper, secret),
+                previous_secret_hash=current.secret_hash if grace_seconds else None,
+                previous_secret_expires_at=(
+                    int(time.time()) + grace_seconds if grace_seconds else None
+                ),
+            )
+            await op.clients.save(updated)
+            op.audit.emit(
+                "client.secret_rotated", client_id=client_id, grace=grace_seconds
+            )
+            record = await op.clients.record(client_id)
+            return {**describe(record), "client_secret": secret}
+
+    _print(run(go()), as_json)
+
+
+@clients.command()
+@click.argument("client_id")
+@operator_errors
+def delete(client_id: str) -> None:
+    """Delete a client."""
+    settings = load_settings()
+
+    async def go() -> None:
+        async with operator(settings) as op:
+            await op.clients.delete(client_id)
+            op.audit.emit("client.deleted", client_id=client_id)
+
+    run(go())
+    click.echo(f"client {client_id} deleted")

@@ -1,0 +1,52 @@
+"""What the commands share: running a coroutine, settings, and turning an
+operator's mistakes into one clear line on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from tessera.config import Settings
+from tessera.keys.master import MasterKeyError
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        raise click.ClickException(f"invalid settings: {error}") from None
+
+
+def operator_errors(command: Callable[..., T]) -> Callable[..., T]:
+    """Turn the failures an operator can cause into one clear line on stderr."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        from tessera.store.clients import ClientExists, ClientNotFound
+
+        try:
+            return command(*args, **kwargs)
+        except MasterKeyError as error:
+            raise click.ClickException(str(error)) from None
+        except ClientExists as error:
+            raise click.ClickException(f"client {error} already exists") from None
+        except ClientNotFound as error:
+            raise click.ClickException(f"no client {error}") from None
+        except SQLAlchemyError as error:
+            raise click.ClickException(
+                f"the database is unavailable ({type(error).__name__})"
+            ) from None
+
+    return wrapper

@@ -1,0 +1,77 @@
+"""``tessera keys``: list and rotate signing keys."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from tessera.cli.common import load_settings, operator_errors, run
+from tessera.cli.context import operator
+from tessera.keys.signing import ALGORITHMS
+
+
+@click.group()
+def keys() -> None:
+    """Inspect and rotate signing keys."""
+
+
+@keys.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@operator_errors
+def list_(as_json: bool) -> None:
+    """List signing keys with their state."""
+    settings = load_settings()
+
+    async def go() -> list[dict[str, object]]:
+        async with operator(settings) as op:
+            ring = await op.keys.load()
+        now = time.time()
+        rows = []
+        for entry in ring.entries:
+            key = entry.key
+            if entry.retires_at <= now:
+                state = "retired"
+            elif key.activates_at > now:
+                state = "pending"
+            elif ring.signing_key(key.alg, now).kid == key.kid:
+                state = "signing"
+            else:
+                state = "published"
+            retires = None if entry.retires_at == float("inf") else entry.retires_at
+            rows.append(
+                {
+                    "kid": key.kid,
+                    "alg": key.alg,
+                    "state": state,
+                    "activates_at": key.activates_at,
+                    "retires_at": retires,
+                }
+            )
+        return rows
+
+    rows = run(go())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['kid']}\t{row['alg']}\t{row['state']}")
+
+
+@keys.command()
+@click.option("--alg", type=click.Choice(ALGORITHMS), help="Only this algorithm.")
+@operator_errors
+def rotate(alg: str | None) -> None:
+    """Publish a new key now; it signs after TESSERA_KEY_PUBLISH_AHEAD seconds."""
+    settings = load_settings()
+
+    async def go() -> list[str]:
+        async with operator(settings) as op:
+            ring = await op.keys.load()
+            algs = [alg] if alg else sorted({e.key.alg for e in ring.entries})
+            algs = algs or [settings.default_signing_alg]
+            return [await op.keys.rotate(a) for a in algs]
+
+    for kid in run(go()):
+        click.echo(f"new key {kid} published")

@@ -1,0 +1,94 @@
+"""Settings: one typed object, built once from ``TESSERA_*`` variables and an
+optional TOML file named by ``TESSERA_CONFIG``, then passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SigningAlg = Literal["ES256", "RS256", "PS256", "EdDSA"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="forbid")
+
+    # Empty means http://HOST:PORT, for a node on loopback.
+    issuer: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    data_dir: Path = Path("var")
+    # Empty means SQLite at data_dir/tessera.db.
+    database_url: str = ""
+
+    # Base64url of 32 random bytes. When unset, data_dir/master.key is used,
+    # and created with mode 0600 on first start.
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+
+    default_token_ttl: int = Field(900, ge=1)
+    max_token_ttl: int = Field(3600, ge=1)
+    default_signing_alg: SigningAlg = "ES256"
+
+    key_rotation_interval: int = Field(7 * 86400, ge=60)
+    # A new key is published this long before it signs, so every cached JWKS
+    # (see jwks_max_age) already holds it when its first token arrives.
+    key_publish_ahead: int = Field(600, ge=0)
+    jwks_max_age: int = Field(300, ge=0)
+
+    # How often a node looks for changes written by another process.
+    change_poll_interval: float = Field(1.0, gt=0)
+    max_body_bytes: int = Field(16 * 1024, ge=1024)
+    # Where audit events (JSON lines) go: "-" for stderr, or a file path.
+    audit_log: str = "-"
+    log_level: str = "info"
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_has_no_trailing_slash(cls, value: str) -> str:
+        # RFC 8414 §2: the issuer is an https URL without query or fragment;
+        # plain http is tolerated for loopback development.
+        if "?" in value or "#" in value:
+            raise ValueError("the issuer URL must have no query or fragment")
+        return value.rstrip("/")
+
+    def model_post_init(self, context: object) -> None:
+        if not self.issuer:
+            self.issuer = f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("TESSERA_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'tessera.db'}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    def token_ttl_for(self, client_ttl: int | None) -> int:
+        return min(client_ttl or self.default_token_ttl, self.max_token_ttl)

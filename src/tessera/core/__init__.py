@@ -1,0 +1,1 @@
+"""Protocol logic: no web framework, no database."""

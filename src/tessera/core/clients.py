@@ -1,0 +1,35 @@
+"""The client as the protocol core sees it, and where the core finds one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    secret_hash: bytes
+    previous_secret_hash: bytes | None
+    previous_secret_expires_at: int | None
+    scopes: frozenset[str]
+    default_scopes: frozenset[str]
+    audiences: tuple[str, ...]
+    grant_types: frozenset[str]
+    token_ttl: int | None
+    signing_alg: str | None
+    disabled: bool
+
+    def secret_hashes(self, now: float) -> tuple[bytes, bytes | None]:
+        previous = self.previous_secret_hash
+        expires = self.previous_secret_expires_at
+        if previous is not None and (expires is None or expires <= now):
+            previous = None
+        return self.secret_hash, previous
+
+
+class ClientDirectory(Protocol):
+    async def get(self, client_id: str) -> Client | None:
+        """The client, or None when no such client exists. May be served
+        from a cache; raises when the store cannot answer."""
+        ...

@@ -1,0 +1,114 @@
+"""Introspection (RFC 7662) and revocation (RFC 7009) of the issuer's own
+access tokens.
+
+Neither is on the issuance hot path, so the issuer's own tokens are read
+with joserfc against the published key set rather than a fast path."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from tessera.core.clients import Client
+from tessera.core.errors import InvalidRequest
+from tessera.keys.ring import KeyRing
+from tessera.keys.signing import ALGORITHMS
+
+MAX_TOKEN_BYTES = 8192
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+class RevocationStore(Protocol):
+    async def revoke(self, jti: str, client_id: str, expires_at: int, now: int) -> None:
+        """Record the revocation; idempotent."""
+        ...
+
+    async def is_revoked(self, jti: str) -> bool:
+        """Raises when the store cannot answer: never guess."""
+        ...
+
+
+class TokenInspector:
+    def __init__(
+        self,
+        issuer: str,
+        keyring: KeyRing,
+        revocations: RevocationStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer
+        self.keyring = keyring
+        self._revocations = revocations
+        self._clock = clock
+        self._key_set: tuple[str, KeySet] | None = None
+
+    def read(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token this issuer signed with a published key, or
+        None. Expiry is left to the caller."""
+        if len(token) > MAX_TOKEN_BYTES:
+            return None
+        try:
+            signed = jws.deserialize_compact(
+                token, self._published_keys(), algorithms=ALGORITHMS
+            )
+            header = signed.protected
+            claims = json.loads(signed.payload)
+        except (JoseError, ValueError, TypeError):
+            return None
+        if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+            return None
+        if not isinstance(claims, dict) or claims.get("iss") != self.issuer:
+            return None
+        if not all(isinstance(claims.get(name), str) for name in ("jti", "client_id")):
+            return None
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or isinstance(exp, bool):
+            return None
+        return claims
+
+    def _published_keys(self) -> KeySet:
+        body, etag = self.keyring.jwks(self._clock())
+        if self._key_set is None or self._key_set[0] != etag:
+            self._key_set = (etag, KeySet.import_key_set(json.loads(body)))
+        return self._key_set[1]
+
+    async def introspect(self, token: str, caller: Client) -> dict[str, Any]:
+        claims = self.read(token)
+        if claims is None or claims["exp"] <= self._clock():
+            return INACTIVE
+        if not _may_see(caller, claims):
+            return INACTIVE
+        if await self._revocations.is_revoked(claims["jti"]):
+            return INACTIVE
+        return {"active": True, "token_type": "Bearer", **claims}
+
+    async def revoke(self, token: str, caller: Client) -> bool:
+        """Revoke the token; False when there was nothing to revoke. RFC 7009
+        §2.2: an invalid or expired token is not an error."""
+        claims = self.read(token)
+        now = self._clock()
+        if claims is None or claims["exp"] <= now:
+            return False
+        if claims["client_id"] != caller.client_id:
+            raise InvalidRequest("The token was not issued to this client.")
+        await self._revocations.revoke(
+            claims["jti"], claims["client_id"], claims["exp"], int(now)
+        )
+        return True
+
+
+def _may_see(caller: Client, claims: dict[str, Any]) -> bool:
+    """RFC 7662 §4: the token's own client, or a protected resource the token
+    is meant for (a client whose audiences include one of the token's)."""
+    if claims["client_id"] == caller.client_id:
+        return True
+    audience = claims.get("aud")
+    audiences = {audience} if isinstance(audience, str) else set(audience or ())
+    return bool(audiences & set(caller.audiences))

@@ -1,0 +1,110 @@
+"""The token endpoint (RFC 6749 §3.2), as one ordered pipeline.
+
+    read_credentials → authenticate → check_grant_type → check_client_grant
+    → resolve_scope → resolve_audiences → mint
+
+Each step raises the RFC 6749 §5.2 error that fits; the first to fail wins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.core.audit import Audit
+from tessera.core.client_auth import authenticate, read_credentials
+from tessera.core.clients import Client, ClientDirectory
+from tessera.core.errors import (
+    InvalidClient,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from tessera.core.form import Form
+from tessera.core.minting import AccessTokenMinter
+from tessera.core.scopes import resolve_audiences, resolve_scope
+
+SUPPORTED_GRANT_TYPES = frozenset({"client_credentials"})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    body: dict[str, Any]
+
+
+class TokenEndpoint:
+    def __init__(
+        self,
+        clients: ClientDirectory,
+        minter: AccessTokenMinter,
+        *,
+        pepper: bytes,
+        audit: Audit,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clients = clients
+        self._minter = minter
+        self._pepper = pepper
+        self._audit = audit
+        self._clock = clock
+
+    async def handle(self, form: Form, authorization: str | None) -> TokenResponse:
+        client_id = None
+        try:
+            grant_type = form.require("grant_type")
+            credentials = read_credentials(authorization, form)
+            client_id = credentials.client_id
+            now = self._clock()
+            client = await authenticate(credentials, self._clients, self._pepper, now)
+            check_grant_type(grant_type)
+            check_client_grant(client, grant_type)
+            return self._client_credentials(client, form, now)
+        except OAuthError as error:
+            self._audit.emit(
+                "token.denied",
+                client_id=client_id,
+                error=error.error,
+                reason=error.detail or error.description,
+                authentication_failed=isinstance(error, InvalidClient),
+            )
+            raise
+
+    def _client_credentials(
+        self, client: Client, form: Form, now: float
+    ) -> TokenResponse:
+        """RFC 6749 §4.4."""
+        scopes = resolve_scope(form.get("scope"), client)
+        audiences = resolve_audiences(
+            form.get_all("resource"), form.get_all("audience"), client
+        )
+        issued = self._minter.mint(client, scopes, audiences, now)
+        self._audit.emit(
+            "token.issued",
+            client_id=client.client_id,
+            grant_type="client_credentials",
+            jti=issued.jti,
+            kid=issued.kid,
+            scope=" ".join(sorted(scopes)),
+            audience=list(audiences),
+            expires_in=issued.expires_in,
+        )
+        body: dict[str, Any] = {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+        }
+        if scopes:
+            body["scope"] = " ".join(sorted(scopes))
+        return TokenResponse(body)
+
+
+def check_grant_type(grant_type: str) -> None:
+    if grant_type not in SUPPORTED_GRANT_TYPES:
+        raise UnsupportedGrantType(detail="grant type not supported")
+
+
+def check_client_grant(client: Client, grant_type: str) -> None:
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient()

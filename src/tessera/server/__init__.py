@@ -1,0 +1,1 @@
+"""The ASGI server: parse the request, call the core, write the response."""

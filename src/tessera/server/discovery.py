@@ -1,0 +1,54 @@
+"""Authorization server metadata (RFC 8414) and the JWKS (RFC 7517)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tessera.core.token_endpoint import SUPPORTED_GRANT_TYPES
+from tessera.keys.signing import ALGORITHMS
+from tessera.server.http import json_response, oauth_endpoint
+from tessera.server.runtime import Runtime
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def metadata(issuer: str) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/oauth2/jwks",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "grant_types_supported": sorted(SUPPORTED_GRANT_TYPES),
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "access_token_signing_alg_values_supported": list(ALGORITHMS),
+    }
+
+
+@oauth_endpoint(methods=("GET", "HEAD"))
+async def server_metadata(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    max_age = runtime.settings.jwks_max_age
+    return json_response(
+        metadata(runtime.settings.issuer),
+        headers={"Cache-Control": f"public, max-age={max_age}"},
+    )
+
+
+@oauth_endpoint(methods=("GET", "HEAD"))
+async def jwks(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body, etag = runtime.minter.keyring.jwks(runtime.clock())
+    headers = {
+        "Cache-Control": f"public, max-age={runtime.settings.jwks_max_age}",
+        "ETag": etag,
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, headers=headers, media_type="application/json")

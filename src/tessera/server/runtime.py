@@ -1,0 +1,148 @@
+"""Everything a running node holds, built once at start-up from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tessera.config import Settings
+from tessera.core.introspection import TokenInspector
+from tessera.core.minting import AccessTokenMinter
+from tessera.core.token_endpoint import TokenEndpoint
+from tessera.keys import master
+from tessera.keys.manager import KeyManager
+from tessera.server.audit import JsonLinesAudit
+from tessera.server.client_cache import CachedClientDirectory
+from tessera.store import database
+from tessera.store.changes import versions
+from tessera.store.clients import ClientRepository
+from tessera.store.keys import KeyRepository
+from tessera.store.revocations import RevocationRepository
+
+logger = logging.getLogger("tessera.server")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    audit: JsonLinesAudit
+    clients: CachedClientDirectory
+    keys: KeyManager
+    minter: AccessTokenMinter
+    token_endpoint: TokenEndpoint
+    inspector: TokenInspector
+    clock: Callable[[], float]
+    pepper: bytes
+    versions: dict[str, int] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def refresh(self) -> None:
+        """Pick up what other processes changed: drop cached clients, reload
+        keys. Runs every ``change_poll_interval`` seconds."""
+        current = await versions(database.sessions(self.engine))
+        if current.get("clients") != self.versions.get("clients"):
+            self.clients.clear()
+        if current.get("keys") != self.versions.get("keys"):
+            self.minter.keyring = await self.keys.load()
+            self.inspector.keyring = self.minter.keyring
+        self.versions = current
+
+    async def _every(self, seconds: float, job: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as error:  # keep the loop alive; the next run retries
+                logger.warning("background job failed: %s", type(error).__name__)
+
+    async def _rotate(self) -> None:
+        if await self.keys.rotate_due():
+            await self.refresh()
+
+    def start_background(self) -> None:
+        interval = self.settings.change_poll_interval
+        self.tasks.append(asyncio.create_task(self._every(interval, self.refresh)))
+        rotation_check = min(60.0, self.settings.key_rotation_interval / 4)
+        self.tasks.append(
+            asyncio.create_task(self._every(rotation_check, self._rotate))
+        )
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.engine.dispose()
+        self.audit.close()
+
+
+async def start(settings: Settings, clock: Callable[[], float] = time.time) -> Runtime:
+    """Open the store, migrate it, check the master key, and load the keys.
+
+    Raises MasterKeyError, never making new keys, when the master key does
+    not match the database."""
+    derived = master.derive(
+        master.load(
+            settings.master_key.get_secret_value() if settings.master_key else None,
+            settings.resolved_master_key_file,
+        )
+    )
+    engine = database.create_engine(settings.resolved_database_url)
+    await database.migrate(engine)
+    sessions = database.sessions(engine)
+    audit = JsonLinesAudit(settings.audit_log)
+    keys = KeyManager(
+        KeyRepository(sessions),
+        derived.key_encryption,
+        max_token_ttl=settings.max_token_ttl,
+        publish_ahead=settings.key_publish_ahead,
+        rotation_interval=settings.key_rotation_interval,
+        audit=audit,
+        clock=clock,
+    )
+    try:
+        await keys.check_master_key()
+        await keys.ensure({settings.default_signing_alg})
+        keyring = await keys.load()
+    except BaseException:
+        await engine.dispose()
+        audit.close()
+        raise
+    clients = CachedClientDirectory(ClientRepository(sessions))
+    minter = AccessTokenMinter(
+        settings.issuer,
+        keyring,
+        default_alg=settings.default_signing_alg,
+        default_ttl=settings.default_token_ttl,
+        max_ttl=settings.max_token_ttl,
+    )
+    endpoint = TokenEndpoint(
+        clients, minter, pepper=derived.secret_pepper, audit=audit, clock=clock
+    )
+    inspector = TokenInspector(
+        settings.issuer, keyring, RevocationRepository(sessions), clock=clock
+    )
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        audit=audit,
+        clients=clients,
+        keys=keys,
+        minter=minter,
+        token_endpoint=endpoint,
+        inspector=inspector,
+        clock=clock,
+        pepper=derived.secret_pepper,
+    )
+    await runtime.refresh()
+    return runtime

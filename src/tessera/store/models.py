@@ -1,0 +1,70 @@
+"""Tables. Times are integer Unix seconds, the same on every backend."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ClientRow(Base):
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # HMAC-SHA-256 of the secret under the server's pepper, never the secret.
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # The secret replaced by the last rotation, valid until its deadline.
+    previous_secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    previous_secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Space-separated lists, as on the wire.
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    default_scopes: Mapped[str] = mapped_column(Text, default="")
+    audiences: Mapped[str] = mapped_column(Text, default="")
+    grant_types: Mapped[str] = mapped_column(Text, default="client_credentials")
+    token_ttl: Mapped[int | None] = mapped_column(Integer)
+    signing_alg: Mapped[str | None] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SigningKeyRow(Base):
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16), index=True)
+    # PKCS#8 DER sealed with AES-256-GCM; see tessera.keys.sealing.
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    public_jwk: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    activates_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RevokedTokenRow(Base):
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    # Kept until then: after it the token is rejected as expired anyway.
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class StateVersionRow(Base):
+    """A counter per artefact kind, bumped in the same transaction as each
+    change, so other processes can tell cheaply that their cache is stale."""
+
+    __tablename__ = "state_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
