@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import RunningServer, running
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One real server for the read-mostly tests; tests give their clients
+    unique ids."""
+    yield from running(tmp_path_factory.mktemp("tessera"))
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A server of the test's own, for tests that change global state."""
+    yield from running(tmp_path / "tessera")

@@ -1,0 +1,156 @@
+"""Test support: a real ``tessera serve`` process on a loopback port, and
+in-process access to its store for setting up clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tessera.cli.context import operator
+from tessera.config import Settings
+from tessera.core.clients import Client
+from tessera.core.secrets import generate_secret, hash_secret
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    """A ``tessera serve`` child process and the settings it runs with."""
+
+    base_url: str
+    data_dir: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(data_dir=self.data_dir, issuer=self.base_url)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def create_client(
+        self,
+        client_id: str,
+        *,
+        scopes: str = "read write",
+        audiences: tuple[str, ...] = ("https://api.example.test",),
+        default_scopes: str | None = None,
+        token_ttl: int | None = None,
+        signing_alg: str | None = None,
+        grant_types: frozenset[str] = frozenset({"client_credentials"}),
+        disabled: bool = False,
+    ) -> str:
+        """Register a client straight in the server's store; return its secret."""
+        secret = generate_secret()
+
+        async def go() -> None:
+            async with operator(self.settings) as op:
+                if signing_alg:
+                    await op.keys.ensure({signing_alg})
+                await op.clients.create(
+                    Client(
+                        client_id=client_id,
+                        secret_hash=hash_secret(op.pepper, secret),
+                        previous_secret_hash=None,
+                        previous_secret_expires_at=None,
+                        scopes=frozenset(scopes.split()),
+                        default_scopes=frozenset(
+                            (scopes if default_scopes is None else default_scopes).split()
+                        ),
+                        audiences=audiences,
+                        grant_types=grant_types,
+                        token_ttl=token_ttl,
+                        signing_alg=signing_alg,
+                        disabled=disabled,
+                    )
+                )
+
+        asyncio.run(go())
+        self.secrets[client_id] = secret
+        if signing_alg:
+            # Let the server's change poll load the new key.
+            time.sleep(1.5)
+        return secret
+
+    def audit_lines(self) -> list[str]:
+        return self.log_path.read_text().splitlines()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(data_dir: Path, **env_overrides: str) -> RunningServer:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "TESSERA_DATA_DIR": str(data_dir),
+        "TESSERA_PORT": str(port),
+        "TESSERA_ISSUER": base_url,
+        "TESSERA_CHANGE_POLL_INTERVAL": "0.2",
+        **env_overrides,
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tessera", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(base_url, data_dir, env, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log_path.read_text()}")
+        try:
+            if httpx.get(server.url("/healthz"), timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+
+
+def token_request(
+    server: RunningServer, client_id: str, **form: Any
+) -> httpx.Response:
+    """A client_secret_basic token request with the client's real secret."""
+    data = {"grant_type": "client_credentials", **form}
+    return httpx.post(
+        server.url("/oauth2/token"),
+        data=data,
+        auth=(client_id, server.secrets[client_id]),
+    )
+
+
+def running(data_dir: Path, **env: str) -> Iterator[RunningServer]:
+    server = start_server(data_dir, **env)
+    try:
+        yield server
+    finally:
+        server.stop()
