@@ -1,43 +1,61 @@
 """Audit events as JSON lines, written off the request path.
 
-Events go through a queue to a writer thread, so that issuing a token never
-waits on a disk or a pipe."""
+``emit`` only puts the event on a queue; a writer thread encodes and writes
+batches of them, so issuing a token never waits on a disk or a pipe, nor
+pays for the logging module's record machinery."""
 
 from __future__ import annotations
 
 import json
-import logging
-import logging.handlers
 import queue
 import sys
+import threading
 import time
-from typing import Any
+from typing import IO, Any
 
-LOGGER_NAME = "tessera.audit"
+_STOP = object()
 
 
 class JsonLinesAudit:
     def __init__(self, destination: str) -> None:
-        self._logger = logging.getLogger(LOGGER_NAME)
-        self._logger.setLevel(logging.INFO)
-        self._logger.propagate = False
         if destination == "-":
-            target: logging.Handler = logging.StreamHandler(sys.stderr)
+            self._stream: IO[str] = sys.stderr
+            self._owned = False
         else:
-            target = logging.FileHandler(destination, encoding="utf-8")
-        target.setFormatter(logging.Formatter("%(message)s"))
-        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        self._handler = logging.handlers.QueueHandler(records)
-        self._listener = logging.handlers.QueueListener(records, target)
-        self._target = target
-        self._logger.addHandler(self._handler)
-        self._listener.start()
+            self._stream = open(destination, "a", encoding="utf-8")  # noqa: SIM115
+            self._owned = True
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write, name="tessera-audit", daemon=True
+        )
+        self._writer.start()
 
     def emit(self, event: str, **fields: Any) -> None:
-        record = {"ts": round(time.time(), 3), "event": event, **fields}
-        self._logger.info(json.dumps(record, separators=(",", ":"), default=str))
+        self._queue.put((time.time(), event, fields))
+
+    def _write(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            lines = []
+            stop = False
+            for item in items:
+                if item is _STOP:
+                    stop = True
+                    continue
+                ts, event, fields = item
+                record = {"ts": round(ts, 3), "event": event, **fields}
+                lines.append(json.dumps(record, separators=(",", ":"), default=str))
+            if lines:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+            if stop:
+                return
 
     def close(self) -> None:
-        self._listener.stop()
-        self._logger.removeHandler(self._handler)
-        self._target.close()
+        """Write what is queued, then stop the writer."""
+        self._queue.put(_STOP)
+        self._writer.join(timeout=5)
+        if self._owned:
+            self._stream.close()
