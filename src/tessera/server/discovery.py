@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
+from tessera.core.errors import MethodNotAllowed
 from tessera.core.token_endpoint import SUPPORTED_GRANT_TYPES
 from tessera.keys.signing import ALGORITHMS
-from tessera.server.http import json_response, oauth_endpoint
 from tessera.server.runtime import Runtime
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -31,18 +31,29 @@ def metadata(issuer: str) -> dict[str, Any]:
     }
 
 
-@oauth_endpoint(methods=("GET", "HEAD"))
+def _method_not_allowed() -> Response:
+    error = MethodNotAllowed()
+    return JSONResponse(
+        error.to_dict(),
+        error.status,
+        {"Allow": "GET, HEAD", "Cache-Control": "no-store"},
+    )
+
+
 async def server_metadata(request: Request) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed()
     runtime: Runtime = request.app.state.runtime
     max_age = runtime.settings.jwks_max_age
-    return json_response(
+    return JSONResponse(
         metadata(runtime.settings.issuer),
         headers={"Cache-Control": f"public, max-age={max_age}"},
     )
 
 
-@oauth_endpoint(methods=("GET", "HEAD"))
 async def jwks(request: Request) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed()
     runtime: Runtime = request.app.state.runtime
     body, etag = runtime.minter.keyring.jwks(runtime.clock())
     headers = {
