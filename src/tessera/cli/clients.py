@@ -210,6 +210,12 @@ def _change(client_id: str, event: str, **changes: Any) -> dict[str, Any]:
         async with operator(settings) as op:
             current = (await op.clients.record(client_id)).client
             updated = dataclasses.replace(current, **changes)
+            if "default_scopes" in changes and not (
+                updated.default_scopes <= updated.scopes
+            ):
+                raise click.BadParameter(
+                    "must be among the client's scopes", param_hint="--default-scope"
+                )
             if updated.signing_alg:
                 await op.keys.ensure({updated.signing_alg})
             await op.clients.save(updated)

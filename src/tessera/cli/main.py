@@ -61,6 +61,3 @@ cli.add_command(keys.keys)
 cli.add_command(demo.demo_api)
 cli.add_command(demo.demo)
 
-
-def main() -> None:
-    cli()
