@@ -1,0 +1,172 @@
+"""The running node in-process: what the hot path touches, and how keys and
+client changes reach it."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tessera.cli.context import operator
+from tessera.config import Settings
+from tessera.core.clients import Client
+from tessera.core.secrets import generate_secret, hash_secret
+from tessera.server.app import build_app
+
+
+class FailingStore:
+    async def get(self, client_id: str) -> Client | None:
+        raise AssertionError("the hot path read the store")
+
+
+class Clock:
+    def __init__(self, now: float = 1_900_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def register(settings: Settings, client_id: str) -> str:
+    secret = generate_secret()
+    async with operator(settings) as op:
+        await op.clients.create(
+            Client(
+                client_id=client_id,
+                secret_hash=hash_secret(op.pepper, secret),
+                previous_secret_hash=None,
+                previous_secret_expires_at=None,
+                scopes=frozenset({"read"}),
+                default_scopes=frozenset({"read"}),
+                audiences=("https://api.example.test",),
+                grant_types=frozenset({"client_credentials"}),
+                token_ttl=None,
+                signing_alg=None,
+                disabled=False,
+            )
+        )
+    return secret
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    encoded = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {encoded}"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        issuer="http://tessera.test",
+        audit_log=str(tmp_path / "audit.jsonl"),
+        key_publish_ahead=600,
+        max_token_ttl=3600,
+    )
+
+
+async def test_cached_client_issues_without_the_store(settings: Settings) -> None:
+    secret = await register(settings, "cached")
+    app = build_app(settings, background=False)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.starlette.router.lifespan_context(app.starlette),
+        httpx.AsyncClient(transport=transport, base_url="http://tessera.test") as http,
+    ):
+        runtime = app.state.runtime
+        for _ in range(5):
+            response = await http.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic("cached", secret),
+            )
+            assert response.status_code == 200
+
+        # One store read for the first request; the other four were cached.
+        assert (runtime.clients.misses, runtime.clients.hits) == (1, 4)
+
+        # With a store that fails every read, a cached client still gets
+        # tokens: issuance did not touch it.
+        runtime.clients._source = FailingStore()
+        response = await http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic("cached", secret),
+        )
+        assert response.status_code == 200
+
+
+async def test_rotation_publishes_before_signing(settings: Settings) -> None:
+    clock = Clock()
+    secret = await register(settings, "rotating")
+    app = build_app(settings, clock=clock, background=False)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.starlette.router.lifespan_context(app.starlette),
+        httpx.AsyncClient(transport=transport, base_url="http://tessera.test") as http,
+    ):
+        runtime = app.state.runtime
+
+        async def signing_kid() -> str:
+            response = await http.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic("rotating", secret),
+            )
+            return str(
+                jwt.get_unverified_header(response.json()["access_token"])["kid"]
+            )
+
+        async def published() -> list[str]:
+            keys = (await http.get("/oauth2/jwks")).json()["keys"]
+            return [key["kid"] for key in keys]
+
+        first = await signing_kid()
+        assert await published() == [first]
+
+        runtime.keys._clock = clock
+        new = await runtime.keys.rotate("ES256")
+        await runtime.refresh()
+        # Published at once, but the old key signs until publish_ahead passes.
+        assert await published() == [first, new]
+        assert await signing_kid() == first
+
+        clock.now += 600
+        assert await signing_kid() == new
+        assert await published() == [first, new]
+
+        # The old key's last token expires max_token_ttl after it stopped.
+        clock.now += 3600
+        assert await published() == [new]
+        assert await runtime.keys.prune() == [first]
+
+
+async def test_client_changes_reach_the_node(settings: Settings) -> None:
+    secret = await register(settings, "changing")
+    app = build_app(settings, background=False)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.starlette.router.lifespan_context(app.starlette),
+        httpx.AsyncClient(transport=transport, base_url="http://tessera.test") as http,
+    ):
+        runtime = app.state.runtime
+        form = {"grant_type": "client_credentials"}
+        ok = await http.post(
+            "/oauth2/token", data=form, headers=basic("changing", secret)
+        )
+        assert ok.status_code == 200
+
+        # Another process (here: the operator API the CLI uses) disables it.
+        async with operator(settings) as op:
+            record = await op.clients.record("changing")
+            await op.clients.save(dataclasses.replace(record.client, disabled=True))
+        await runtime.refresh()
+
+        refused = await http.post(
+            "/oauth2/token", data=form, headers=basic("changing", secret)
+        )
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "invalid_client"
