@@ -247,11 +247,15 @@ def update(
     changes: dict[str, Any] = {}
     if scope:
         changes["scopes"] = _scopes(scope)
+        if not changes["scopes"]:
+            raise click.BadParameter("give at least one", param_hint="--scope")
         changes["default_scopes"] = _scopes(default_scope or scope)
     elif default_scope:
         changes["default_scopes"] = _scopes(default_scope)
     if audience:
         changes["audiences"] = _audiences(audience)
+        if not changes["audiences"]:
+            raise click.BadParameter("give at least one", param_hint="--audience")
     if token_ttl is not None:
         changes["token_ttl"] = token_ttl
     if alg is not None:

@@ -60,4 +60,3 @@ cli.add_command(clients.clients)
 cli.add_command(keys.keys)
 cli.add_command(demo.demo_api)
 cli.add_command(demo.demo)
-

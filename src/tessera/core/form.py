@@ -10,6 +10,8 @@ from tessera.core.errors import InvalidRequest
 MAX_FIELDS = 64
 # Names and values are printable (RFC 6749 Appendix A); no control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A "%" must start a two-digit hex escape; parse_qsl would keep it verbatim.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class Form:
@@ -39,6 +41,8 @@ class Form:
             ) from None
         except ValueError:
             raise InvalidRequest("The request body is not valid form data.") from None
+        if _BAD_ESCAPE.search(text):
+            raise InvalidRequest("The request body has a malformed percent-escape.")
         fields: dict[str, list[str]] = {}
         for name, value in pairs:
             if _CONTROL.search(name) or _CONTROL.search(value):

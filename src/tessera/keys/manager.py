@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from tessera.core.audit import Audit
 from tessera.keys import sealing
+from tessera.keys.master import MasterKeyError
 from tessera.keys.ring import KeyRing, schedule
 from tessera.keys.signing import (
     SigningKey,
@@ -51,7 +52,14 @@ class KeyManager:
             await self._repository.set_master_key_check(sealed)
             stored = await self._repository.master_key_check()
             assert stored is not None
-        sealing.unseal(self._kek, stored, _CHECK_AAD)
+        try:
+            sealing.unseal(self._kek, stored, _CHECK_AAD)
+        except MasterKeyError:
+            raise MasterKeyError(
+                "the master key does not match the one this database was sealed "
+                "with; set TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE to the "
+                "original key"
+            ) from None
 
     async def load(self) -> KeyRing:
         entries = []
@@ -71,8 +79,11 @@ class KeyManager:
             await self._add(alg, activates_at=int(self._clock()), reason="initial")
 
     async def rotate(self, alg: str, *, reason: str = "manual") -> str:
-        """A new key, published now, signing ``publish_ahead`` seconds later."""
-        activates_at = int(self._clock()) + self._publish_ahead
+        """A new key, published now, signing ``publish_ahead`` seconds later;
+        at once when the algorithm has no key yet, as in ``ensure``."""
+        activates_at = int(self._clock())
+        if any(row.alg == alg for row in await self._repository.all()):
+            activates_at += self._publish_ahead
         return await self._add(alg, activates_at=activates_at, reason=reason)
 
     async def rotate_due(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MASTER_KEY_BYTES = 32
+# urlsafe_b64decode drops characters outside the alphabet; check them first.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
 class MasterKeyError(Exception):
@@ -42,8 +45,11 @@ def _hkdf(master_key: bytes, info: bytes) -> bytes:
 
 
 def decode(text: str) -> bytes:
+    text = text.strip()
+    if not _BASE64URL.fullmatch(text):
+        raise MasterKeyError("the master key is not valid base64url")
     try:
-        raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except ValueError as exc:
         raise MasterKeyError("the master key is not valid base64url") from exc
     if len(raw) != MASTER_KEY_BYTES:

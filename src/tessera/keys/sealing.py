@@ -27,8 +27,10 @@ def unseal(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
     try:
         return AESGCM(key).decrypt(nonce, sealed[1 + _NONCE_BYTES :], associated_data)
     except InvalidTag:
+        # GCM cannot tell a wrong key from a tampered or moved value; the
+        # start-up check value makes the first the likely cause.
         raise MasterKeyError(
             "the master key does not match the one this database was sealed "
-            "with; set TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE to the "
-            "original key"
+            "with (or a sealed value was altered); set TESSERA_MASTER_KEY or "
+            "TESSERA_MASTER_KEY_FILE to the original key"
         ) from None

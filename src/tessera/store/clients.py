@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.core.clients import Client
@@ -76,11 +77,17 @@ class ClientRepository:
 
     async def create(self, client: Client) -> None:
         now = int(time.time())
-        async with self._sessions.begin() as session:
-            if await session.get(ClientRow, client.client_id) is not None:
-                raise ClientExists(client.client_id)
-            session.add(ClientRow(created_at=now, updated_at=now, **_columns(client)))
-            await bump(session, "clients")
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(ClientRow, client.client_id) is not None:
+                    raise ClientExists(client.client_id)
+                session.add(
+                    ClientRow(created_at=now, updated_at=now, **_columns(client))
+                )
+                await bump(session, "clients")
+        except IntegrityError:
+            # Created concurrently between the check and the insert.
+            raise ClientExists(client.client_id) from None
 
     async def save(self, client: Client) -> None:
         async with self._sessions.begin() as session:

@@ -3,7 +3,10 @@ token would have expired anyway."""
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.store.changes import bump
@@ -15,6 +18,13 @@ class RevocationRepository:
         self._sessions = sessions
 
     async def revoke(self, jti: str, client_id: str, expires_at: int, now: int) -> None:
+        # Revoked concurrently by another request: the same outcome.
+        with contextlib.suppress(IntegrityError):
+            await self._insert(jti, client_id, expires_at, now)
+
+    async def _insert(
+        self, jti: str, client_id: str, expires_at: int, now: int
+    ) -> None:
         async with self._sessions.begin() as session:
             if await session.get(RevokedTokenRow, jti) is None:
                 session.add(
