@@ -57,9 +57,12 @@ class RunningServer:
         signing_alg: str | None = None,
         grant_types: frozenset[str] = frozenset({"client_credentials"}),
         disabled: bool = False,
+        secret: str | None = None,
     ) -> str:
-        """Register a client straight in the server's store; return its secret."""
-        secret = generate_secret()
+        """Register a client straight in the server's store; return its secret
+        (a generated one unless ``secret`` is given)."""
+        if secret is None:
+            secret = generate_secret()
 
         async def go() -> None:
             async with operator(self.settings) as op:

@@ -8,7 +8,6 @@ work, and fail with the same error, so responses reveal no client ids.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
@@ -56,7 +55,9 @@ def _parse_basic(authorization: str) -> Credentials:
         raise InvalidClient(detail="unsupported authentication scheme", basic=True)
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
+        # binascii.Error, UnicodeDecodeError, and the plain ValueError that
+        # b64decode raises for non-ASCII characters (raw bytes in the header).
         raise InvalidClient(detail="malformed basic credentials", basic=True) from None
     raw_id, colon, raw_secret = decoded.partition(":")
     if not colon:

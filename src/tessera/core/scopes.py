@@ -38,8 +38,9 @@ def resolve_audiences(
     without a request, all of them."""
     for resource in resources:
         parts = urlsplit(resource)
-        # RFC 8707 §2: an absolute URI without a fragment.
-        if not parts.scheme or not parts.netloc or "#" in resource:
+        # RFC 8707 §2: an absolute URI without a fragment. RFC 3986 §4.3:
+        # absolute means it has a scheme; a URN has no authority part.
+        if not parts.scheme or "#" in resource:
             raise InvalidTarget("A resource must be an absolute URI.")
     requested = list(dict.fromkeys(resources + audiences))
     if not requested:

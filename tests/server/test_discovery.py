@@ -1,0 +1,106 @@
+"""Authorization server metadata (RFC 8414) and the JWKS (RFC 7517)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from joserfc.jwk import import_key
+
+from tests.support import RunningServer
+
+METADATA_PATHS = [
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+# RFC 7517 §9.3, RFC 7518 §6: what only a private key has.
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+KEY_SHAPES = {
+    "ES256": {"kty": "EC", "crv": "P-256"},
+    "RS256": {"kty": "RSA"},
+    "PS256": {"kty": "RSA"},
+    "EdDSA": {"kty": "OKP", "crv": "Ed25519"},
+}
+
+
+@pytest.mark.parametrize("path", METADATA_PATHS)
+def test_metadata_names_the_issuer_and_its_endpoints(
+    server: RunningServer, http: httpx.Client, path: str
+) -> None:
+    response = http.get(path)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "public, max-age=300"
+    issuer = server.base_url
+    assert response.json() == {
+        "issuer": issuer,
+        "token_endpoint": issuer + "/oauth2/token",
+        "jwks_uri": issuer + "/oauth2/jwks",
+        "introspection_endpoint": issuer + "/oauth2/introspect",
+        "revocation_endpoint": issuer + "/oauth2/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "access_token_signing_alg_values_supported": [
+            "ES256",
+            "RS256",
+            "PS256",
+            "EdDSA",
+        ],
+    }
+
+
+@pytest.mark.parametrize("path", [*METADATA_PATHS, "/oauth2/jwks"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_discovery_is_read_only(http: httpx.Client, path: str, method: str) -> None:
+    response = http.request(method, path)
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "The request method is not allowed.",
+    }
+
+
+def test_jwks_publishes_public_keys_only(
+    http: httpx.Client, alg_clients: dict[str, str]
+) -> None:
+    response = http.get("/oauth2/jwks")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "public, max-age=300"
+    keys = response.json()["keys"]
+    assert {key["alg"] for key in keys} >= set(alg_clients)
+    assert len({key["kid"] for key in keys}) == len(keys)
+    for key in keys:
+        assert key["use"] == "sig"
+        assert key.items() >= KEY_SHAPES[key["alg"]].items()
+        assert not PRIVATE_MEMBERS & key.keys(), key["kid"]
+        # The kid is the key's RFC 7638 thumbprint, so it names one key.
+        assert import_key(key).thumbprint() == key["kid"]
+
+
+def test_jwks_is_revalidated_with_its_etag(http: httpx.Client) -> None:
+    first = http.get("/oauth2/jwks")
+    etag = first.headers["etag"]
+
+    unchanged = http.get("/oauth2/jwks", headers={"If-None-Match": etag})
+    changed = http.get("/oauth2/jwks", headers={"If-None-Match": '"stale"'})
+
+    assert etag.startswith('"') and etag.endswith('"')
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert unchanged.headers["etag"] == etag
+    assert unchanged.headers["cache-control"] == "public, max-age=300"
+    assert changed.status_code == 200
+    assert changed.content == first.content
+
+
+def test_unknown_path_is_not_an_oauth_endpoint(http: httpx.Client) -> None:
+    assert http.get("/oauth2/authorize").status_code == 404
