@@ -57,6 +57,7 @@ class RunningServer:
         signing_alg: str | None = None,
         grant_types: frozenset[str] = frozenset({"client_credentials"}),
         disabled: bool = False,
+        may_introspect: bool = False,
         secret: str | None = None,
     ) -> str:
         """Register a client straight in the server's store; return its secret
@@ -76,13 +77,16 @@ class RunningServer:
                         previous_secret_expires_at=None,
                         scopes=frozenset(scopes.split()),
                         default_scopes=frozenset(
-                            (scopes if default_scopes is None else default_scopes).split()
+                            (
+                                scopes if default_scopes is None else default_scopes
+                            ).split()
                         ),
                         audiences=audiences,
                         grant_types=grant_types,
                         token_ttl=token_ttl,
                         signing_alg=signing_alg,
                         disabled=disabled,
+                        may_introspect=may_introspect,
                     )
                 )
 
@@ -139,9 +143,7 @@ def start_server(data_dir: Path, **env_overrides: str) -> RunningServer:
     raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
 
 
-def token_request(
-    server: RunningServer, client_id: str, **form: Any
-) -> httpx.Response:
+def token_request(server: RunningServer, client_id: str, **form: Any) -> httpx.Response:
     """A client_secret_basic token request with the client's real secret."""
     data = {"grant_type": "client_credentials", **form}
     return httpx.post(

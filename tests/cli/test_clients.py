@@ -67,6 +67,7 @@ def test_create_prints_the_client_and_its_secret(created: Created) -> None:
         "token_ttl": 300,
         "signing_alg": None,
         "disabled": False,
+        "may_introspect": False,
         "previous_secret_expires_at": None,
         "created_at": created.data["created_at"],
         "updated_at": created.data["created_at"],

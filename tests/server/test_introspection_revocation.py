@@ -52,9 +52,14 @@ def register(
     server: RunningServer,
     prefix: str,
     audiences: tuple[str, ...] = ("https://api.example.test",),
+    *,
+    may_introspect: bool = False,
 ) -> Party:
     client_id = unique(prefix)
-    return Party(client_id, server.create_client(client_id, audiences=audiences))
+    secret = server.create_client(
+        client_id, audiences=audiences, may_introspect=may_introspect
+    )
+    return Party(client_id, secret)
 
 
 def introspect(http: httpx.Client, caller: Party, token: str) -> httpx.Response:
@@ -97,12 +102,13 @@ def test_own_client_sees_the_claims(server: RunningServer, http: httpx.Client) -
 
 
 @pytest.mark.parametrize(
-    ("token_audiences", "caller_audiences", "active"),
+    ("token_audiences", "caller_audiences", "may_introspect", "active"),
     [
-        pytest.param(("X",), ("X",), True, id="resource-server-for-the-audience"),
-        pytest.param(("X", "Y"), ("Y", "Z"), True, id="one-audience-in-common"),
-        pytest.param(("X",), ("Y",), False, id="unrelated-client"),
-        pytest.param(("X",), (), False, id="client-without-audience"),
+        pytest.param(("X",), ("X",), True, True, id="resource-server-for-audience"),
+        pytest.param(("X", "Y"), ("Y", "Z"), True, True, id="one-audience-in-common"),
+        pytest.param(("X",), ("X",), False, False, id="same-audience-not-marked"),
+        pytest.param(("X",), ("Y",), True, False, id="resource-server-elsewhere"),
+        pytest.param(("X",), (), True, False, id="client-without-audience"),
     ],
 )
 def test_another_client_sees_only_tokens_meant_for_it(
@@ -110,6 +116,7 @@ def test_another_client_sees_only_tokens_meant_for_it(
     http: httpx.Client,
     token_audiences: tuple[str, ...],
     caller_audiences: tuple[str, ...],
+    may_introspect: bool,
     active: bool,
 ) -> None:
     """RFC 7662 §4: a protected resource learns about the tokens that can be
@@ -119,7 +126,10 @@ def test_another_client_sees_only_tokens_meant_for_it(
         server, "owner", audiences=tuple(base + a for a in token_audiences)
     )
     caller = register(
-        server, "caller", audiences=tuple(base + a for a in caller_audiences)
+        server,
+        "caller",
+        audiences=tuple(base + a for a in caller_audiences),
+        may_introspect=may_introspect,
     )
     token = issue_token(http, owner.client_id, owner.secret)
 

@@ -64,6 +64,7 @@ def describe(record: ClientRecord) -> dict[str, Any]:
         "token_ttl": client.token_ttl,
         "signing_alg": client.signing_alg,
         "disabled": client.disabled,
+        "may_introspect": client.may_introspect,
         "previous_secret_expires_at": client.previous_secret_expires_at,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
@@ -103,6 +104,12 @@ alg_option = click.option(
     "--alg", type=click.Choice(ALGORITHMS), help="Signing algorithm for this client."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+introspect_option = click.option(
+    "--may-introspect/--no-may-introspect",
+    default=None,
+    help="Let this client (a protected resource) introspect tokens issued "
+    "for its audiences.",
+)
 
 
 @clients.command()
@@ -112,6 +119,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @audience_option
 @ttl_option
 @alg_option
+@introspect_option
 @json_option
 @operator_errors
 def create(
@@ -121,6 +129,7 @@ def create(
     audience: tuple[str, ...],
     token_ttl: int | None,
     alg: str | None,
+    may_introspect: bool | None,
     as_json: bool,
 ) -> None:
     """Register a client and print its secret, once."""
@@ -152,6 +161,7 @@ def create(
                 token_ttl=token_ttl,
                 signing_alg=alg,
                 disabled=False,
+                may_introspect=bool(may_introspect),
             )
             if alg:
                 await op.keys.ensure({alg})
@@ -232,6 +242,7 @@ def _change(client_id: str, event: str, **changes: Any) -> dict[str, Any]:
 @audience_option
 @ttl_option
 @alg_option
+@introspect_option
 @json_option
 @operator_errors
 def update(
@@ -241,6 +252,7 @@ def update(
     audience: tuple[str, ...],
     token_ttl: int | None,
     alg: str | None,
+    may_introspect: bool | None,
     as_json: bool,
 ) -> None:
     """Change a client's scopes, audiences, token lifetime or algorithm."""
@@ -260,6 +272,8 @@ def update(
         changes["token_ttl"] = token_ttl
     if alg is not None:
         changes["signing_alg"] = alg
+    if may_introspect is not None:
+        changes["may_introspect"] = may_introspect
     if not changes:
         raise click.UsageError("nothing to change")
     _print(_change(client_id, "client.updated", **changes), as_json)

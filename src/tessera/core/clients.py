@@ -19,6 +19,9 @@ class Client:
     token_ttl: int | None
     signing_alg: str | None
     disabled: bool
+    # A protected resource that may introspect tokens meant for one of its
+    # audiences (RFC 7662 §4); every client may introspect its own tokens.
+    may_introspect: bool = False
 
     def secret_hashes(self, now: float) -> tuple[bytes, bytes | None]:
         previous = self.previous_secret_hash

@@ -106,9 +106,13 @@ class TokenInspector:
 
 def _may_see(caller: Client, claims: dict[str, Any]) -> bool:
     """RFC 7662 §4: the token's own client, or a protected resource the token
-    is meant for (a client whose audiences include one of the token's)."""
+    is meant for: a client marked ``may_introspect`` whose audiences include
+    one of the token's. Being allowed to ask for tokens for an API is not
+    being that API, so the mark is needed."""
     if claims["client_id"] == caller.client_id:
         return True
+    if not caller.may_introspect:
+        return False
     audience = claims.get("aud")
     audiences = {audience} if isinstance(audience, str) else set(audience or ())
     return bool(audiences & set(caller.audiences))

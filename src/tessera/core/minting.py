@@ -54,6 +54,7 @@ class AccessTokenMinter:
             "iat": issued_at,
             "jti": jti,
             "client_id": client.client_id,
-            "scope": " ".join(sorted(scopes)),
         }
+        if scopes:
+            claims["scope"] = " ".join(sorted(scopes))
         return IssuedToken(key.sign_jwt(claims), ttl, jti, key.kid)

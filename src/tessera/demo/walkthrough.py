@@ -65,7 +65,14 @@ def _process(args: list[str], env: dict[str, str], ready: str) -> Iterator[None]
         process.wait(timeout=10)
 
 
-def _register(settings: Settings, client_id: str, scopes: str, audience: str) -> str:
+def _register(
+    settings: Settings,
+    client_id: str,
+    scopes: str,
+    audience: str,
+    *,
+    may_introspect: bool = False,
+) -> str:
     secret = generate_secret()
 
     async def go() -> None:
@@ -83,6 +90,7 @@ def _register(settings: Settings, client_id: str, scopes: str, audience: str) ->
                     token_ttl=None,
                     signing_alg=None,
                     disabled=False,
+                    may_introspect=may_introspect,
                 )
             )
 
@@ -176,7 +184,9 @@ def run(echo: Echo) -> None:
             "demo-ci",
             _register(settings, "demo-ci", "demo.read demo.admin", API_AUDIENCE),
         )
-        api_secret = _register(settings, "demo-api", "", API_AUDIENCE)
+        api_secret = _register(
+            settings, "demo-api", "", API_AUDIENCE, may_introspect=True
+        )
         api_env = {"TESSERA_DEMO_API_CLIENT_SECRET": api_secret}
         api_args = [
             "demo-api",

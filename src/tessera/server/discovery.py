@@ -31,12 +31,23 @@ def metadata(issuer: str) -> dict[str, Any]:
     }
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: a list of tags, weak comparison, or ``*``."""
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
 def _method_not_allowed() -> Response:
     error = MethodNotAllowed()
     return JSONResponse(
         error.to_dict(),
         error.status,
-        {"Allow": "GET, HEAD", "Cache-Control": "no-store"},
+        {"Allow": "GET, HEAD", "Cache-Control": "no-store", "Pragma": "no-cache"},
     )
 
 
@@ -60,6 +71,6 @@ async def jwks(request: Request) -> Response:
         "Cache-Control": f"public, max-age={runtime.settings.jwks_max_age}",
         "ETag": etag,
     }
-    if request.headers.get("if-none-match") == etag:
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, headers=headers, media_type="application/json")

@@ -24,13 +24,14 @@ def build(runtime: Runtime) -> dict[str, PostEndpoint]:
         return Reply(result.body)
 
     async def authenticated(request: Request) -> tuple[Client, str]:
+        # RFC 7009 §2.1: authenticate the client before looking at the token.
         form = await request.form(max_bytes)
         credentials = read_credentials(request.header(b"authorization"), form)
-        token_value = form.require("token")
-        check_token_type_hint(form)
         client = await authenticate(
             credentials, runtime.clients, runtime.pepper, runtime.clock()
         )
+        token_value = form.require("token")
+        check_token_type_hint(form)
         return client, token_value
 
     async def introspect(request: Request) -> Reply:

@@ -27,6 +27,7 @@ def to_client(row: ClientRow) -> Client:
         token_ttl=row.token_ttl,
         signing_alg=row.signing_alg,
         disabled=row.disabled,
+        may_introspect=row.may_introspect,
     )
 
 
@@ -122,4 +123,5 @@ def _columns(client: Client) -> dict[str, object]:
         "token_ttl": client.token_ttl,
         "signing_alg": client.signing_alg,
         "disabled": client.disabled,
+        "may_introspect": client.may_introspect,
     }

@@ -27,6 +27,7 @@ class ClientRow(Base):
     token_ttl: Mapped[int | None] = mapped_column(Integer)
     signing_alg: Mapped[str | None] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_introspect: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("token_ttl", sa.Integer(), nullable=True),
         sa.Column("signing_alg", sa.String(length=16), nullable=True),
         sa.Column("disabled", sa.Boolean(), nullable=False),
+        sa.Column("may_introspect", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("client_id"),
