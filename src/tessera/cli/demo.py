@@ -17,12 +17,20 @@ import click
     help="Also ask the issuer whether each token is still active (revocation); "
     "the secret comes from TESSERA_DEMO_API_CLIENT_SECRET.",
 )
+@click.option(
+    "--introspection-cache-seconds",
+    type=click.FloatRange(0, 300),
+    default=5.0,
+    show_default=True,
+    help="How long an 'active' answer is trusted before asking again.",
+)
 def demo_api(
     issuer: str,
     audience: str,
     host: str,
     port: int,
     introspection_client_id: str | None,
+    introspection_cache_seconds: float,
 ) -> None:
     """Run the demo protected API: GET /hello (any valid token) and GET /admin
     (scope demo.admin)."""
@@ -38,8 +46,10 @@ def demo_api(
             raise click.ClickException(
                 "set TESSERA_DEMO_API_CLIENT_SECRET for --introspection-client-id"
             )
-        introspection = Introspection(introspection_client_id, secret)
-    verifier = Verifier(issuer.rstrip("/"), audience, introspection=introspection)
+        introspection = Introspection(
+            introspection_client_id, secret, cache_seconds=introspection_cache_seconds
+        )
+    verifier = Verifier(issuer, audience, introspection=introspection)
     uvicorn.run(build_demo_api(verifier), host=host, port=port, log_level="warning")
 
 

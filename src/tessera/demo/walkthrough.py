@@ -51,7 +51,7 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def _process(args: list[str], env: dict[str, str], ready: str) -> Iterator[None]:
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 (our own command, fixed arguments)
         [sys.executable, "-m", "tessera", *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
@@ -115,6 +115,7 @@ class Walkthrough:
     def __init__(self, echo: Echo) -> None:
         self.echo = echo
         self.http = httpx.Client(timeout=10)
+        self.surprises: list[str] = []
 
     def call(
         self,
@@ -122,6 +123,7 @@ class Walkthrough:
         url: str,
         *,
         note: str,
+        expect: int,
         headers: dict[str, str] | None = None,
         data: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
@@ -142,15 +144,10 @@ class Walkthrough:
             if name in response.headers:
                 self.echo(f"< {name}: {response.headers[name]}")
         if response.content:
-            try:
-                body = response.json()
-            except ValueError:
-                body = response.text
-            if isinstance(body, dict):
-                body = {
-                    k: redact(v) if isinstance(v, str) else v for k, v in body.items()
-                }
-            self.echo(f"< {json.dumps(body)}")
+            self.echo(f"< {_shown_body(response)}")
+        if response.status_code != expect:
+            self.surprises.append(f"{note}: got {response.status_code}")
+            self.echo(f"!!! expected {expect}")
         return response
 
     def token(self, issuer: str, client: tuple[str, str], scope: str) -> str:
@@ -158,6 +155,7 @@ class Walkthrough:
             "POST",
             f"{issuer}/oauth2/token",
             note=f"Ask for a token with scope {scope!r}",
+            expect=200,
             data={"grant_type": "client_credentials", "scope": scope},
             auth=client,
         )
@@ -166,7 +164,18 @@ class Walkthrough:
         return token
 
 
+def _shown_body(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if isinstance(body, dict):
+        body = {k: redact(v) if isinstance(v, str) else v for k, v in body.items()}
+    return json.dumps(body, ensure_ascii=False)
+
+
 def run(echo: Echo) -> None:
+    """Run the walkthrough; RuntimeError if any answer was not the expected one."""
     with tempfile.TemporaryDirectory(prefix="tessera-demo-") as tmp:
         data_dir = Path(tmp)
         issuer_port, api_port = _free_port(), _free_port()
@@ -180,29 +189,35 @@ def run(echo: Echo) -> None:
             "TESSERA_AUDIT_LOG": str(data_dir / "audit.jsonl"),
             "TESSERA_LOG_LEVEL": "warning",
         }
-        ci = (
-            "demo-ci",
-            _register(settings, "demo-ci", "demo.read demo.admin", API_AUDIENCE),
-        )
+        ci_secret = _register(settings, "demo-ci", "demo.read demo.admin", API_AUDIENCE)
         api_secret = _register(
             settings, "demo-api", "", API_AUDIENCE, may_introspect=True
         )
-        api_env = {"TESSERA_DEMO_API_CLIENT_SECRET": api_secret}
         api_args = [
             "demo-api",
             f"--issuer={issuer}",
             f"--audience={API_AUDIENCE}",
             f"--port={api_port}",
             "--introspection-client-id=demo-api",
+            # Ask the issuer every time, so a revocation shows at once.
+            "--introspection-cache-seconds=0",
         ]
         with (
             _process(["serve"], server_env, f"{issuer}/healthz"),
-            _process(api_args, api_env, f"{api}/healthz"),
+            _process(
+                api_args,
+                {"TESSERA_DEMO_API_CLIENT_SECRET": api_secret},
+                f"{api}/healthz",
+            ),
         ):
             echo(
                 f"Token service: {issuer}    Demo API: {api} (audience {API_AUDIENCE})"
             )
-            _steps(Walkthrough(echo), issuer, api, ci)
+            walkthrough = Walkthrough(echo)
+            with walkthrough.http:
+                _steps(walkthrough, issuer, api, ("demo-ci", ci_secret))
+    if walkthrough.surprises:
+        raise RuntimeError("unexpected answers: " + "; ".join(walkthrough.surprises))
 
 
 def _steps(w: Walkthrough, issuer: str, api: str, ci: tuple[str, str]) -> None:
@@ -211,33 +226,41 @@ def _steps(w: Walkthrough, issuer: str, api: str, ci: tuple[str, str]) -> None:
 
     w.echo("\n== 2. Identity validation and issuance: a signed, short-lived statement")
     w.echo(f"claims: {json.dumps(_claims(read_token), indent=2)}")
-    w.call("GET", f"{issuer}/oauth2/jwks", note="The keys an API checks it with")
+    w.call(
+        "GET",
+        f"{issuer}/oauth2/jwks",
+        note="The keys an API checks it with",
+        expect=200,
+    )
 
     w.echo("\n== 3. Use: the client calls the API with the token")
     bearer = {"Authorization": f"Bearer {read_token}"}
-    w.call("GET", f"{api}/hello", note="A valid token: 200", headers=bearer)
+    w.call("GET", f"{api}/hello", note="A valid token", expect=200, headers=bearer)
 
     w.echo("\n== 4. Responses: what the API answers when something is wrong")
-    w.call("GET", f"{api}/hello", note="No credentials: 401, no error code")
+    w.call("GET", f"{api}/hello", note="No credentials: no error code", expect=401)
     w.call(
         "GET",
         f"{api}/hello",
-        note="'Bearer' with no token: 400 invalid_request",
+        note="'Bearer' with no token: invalid_request",
+        expect=400,
         headers={"Authorization": "Bearer"},
     )
     w.call(
         "GET",
         f"{api}/hello",
-        note="A malformed token: 400 invalid_request",
+        note="A malformed token: invalid_request",
+        expect=400,
         headers={"Authorization": "Bearer not a token!"},
     )
-    head, payload, signature = read_token.split(".")
+    head, _, signature = read_token.split(".")
     forged = _claims(read_token) | {"scope": "demo.read demo.admin"}
     forged_payload = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=")
     w.call(
         "GET",
         f"{api}/admin",
-        note="A token whose claims were edited: 401 invalid_token",
+        note="A token whose claims were edited: invalid_token",
+        expect=401,
         headers={
             "Authorization": f"Bearer {head}.{forged_payload.decode()}.{signature}"
         },
@@ -245,27 +268,31 @@ def _steps(w: Walkthrough, issuer: str, api: str, ci: tuple[str, str]) -> None:
     w.call(
         "GET",
         f"{api}/admin",
-        note="A valid token without scope demo.admin: 403 insufficient_scope",
+        note="A valid token without scope demo.admin: insufficient_scope",
+        expect=403,
         headers=bearer,
     )
     admin_token = w.token(issuer, ci, "demo.admin")
     w.call(
         "GET",
         f"{api}/admin",
-        note="A token with scope demo.admin: 200",
+        note="A token with scope demo.admin",
+        expect=200,
         headers={"Authorization": f"Bearer {admin_token}"},
     )
     w.call(
         "POST",
         f"{issuer}/oauth2/revoke",
         note="The client revokes its first token (RFC 7009)",
+        expect=200,
         data={"token": read_token},
         auth=ci,
     )
     w.call(
         "GET",
         f"{api}/hello",
-        note="The revoked token: 401 invalid_token",
+        note="The revoked token: invalid_token",
+        expect=401,
         headers=bearer,
     )
     w.echo("\nDone. Every step above ran against real processes on loopback.")

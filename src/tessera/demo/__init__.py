@@ -1,0 +1,2 @@
+"""Demonstrations of Tessera: a small protected API, and a walkthrough of the
+client-credentials flow against it."""
