@@ -35,8 +35,6 @@ from tests.support import free_port  # noqa: E402
 
 from tessera.cli.context import operator  # noqa: E402
 from tessera.config import Settings  # noqa: E402
-from tessera.core.clients import Client  # noqa: E402
-from tessera.core.secrets import generate_secret, hash_secret  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -120,27 +118,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         settings = Settings(data_dir=data_dir, default_signing_alg=args.alg)
-        secret = generate_secret()
 
-        async def setup() -> None:
+        async def setup() -> str:
             async with operator(settings) as op:
-                await op.clients.create(
-                    Client(
-                        "bench",
-                        hash_secret(op.pepper, secret),
-                        None,
-                        None,
-                        frozenset({"read"}),
-                        frozenset({"read"}),
-                        ("https://api.example.test",),
-                        frozenset({"client_credentials"}),
-                        None,
-                        None,
-                        False,
-                    )
+                return await op.register(
+                    "bench",
+                    scopes=frozenset({"read"}),
+                    audiences=("https://api.example.test",),
                 )
 
-        asyncio.run(setup())
+        secret = asyncio.run(setup())
         basic = base64.b64encode(f"bench:{secret}".encode()).decode()
         script = data_dir / "token.lua"
         script.write_text(LUA.format(basic=basic))

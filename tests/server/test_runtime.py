@@ -14,7 +14,6 @@ import pytest
 from tessera.cli.context import operator
 from tessera.config import Settings
 from tessera.core.clients import Client
-from tessera.core.secrets import generate_secret, hash_secret
 from tessera.server.app import build_app
 
 
@@ -32,24 +31,12 @@ class Clock:
 
 
 async def register(settings: Settings, client_id: str) -> str:
-    secret = generate_secret()
     async with operator(settings) as op:
-        await op.clients.create(
-            Client(
-                client_id=client_id,
-                secret_hash=hash_secret(op.pepper, secret),
-                previous_secret_hash=None,
-                previous_secret_expires_at=None,
-                scopes=frozenset({"read"}),
-                default_scopes=frozenset({"read"}),
-                audiences=("https://api.example.test",),
-                grant_types=frozenset({"client_credentials"}),
-                token_ttl=None,
-                signing_alg=None,
-                disabled=False,
-            )
+        return await op.register(
+            client_id,
+            scopes=frozenset({"read"}),
+            audiences=("https://api.example.test",),
         )
-    return secret
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ import click
 
 from tessera.cli.common import load_settings, operator_errors, run
 from tessera.cli.context import operator
-from tessera.core.clients import Client
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import generate_secret, hash_secret
 from tessera.keys.signing import ALGORITHMS
@@ -148,25 +147,15 @@ def create(
 
     async def go() -> dict[str, Any]:
         async with operator(settings) as op:
-            secret = generate_secret()
-            client = Client(
-                client_id=client_id,
-                secret_hash=hash_secret(op.pepper, secret),
-                previous_secret_hash=None,
-                previous_secret_expires_at=None,
+            secret = await op.register(
+                client_id,
                 scopes=scopes,
-                default_scopes=defaults,
                 audiences=audiences,
-                grant_types=frozenset({"client_credentials"}),
+                default_scopes=defaults,
                 token_ttl=token_ttl,
                 signing_alg=alg,
-                disabled=False,
                 may_introspect=bool(may_introspect),
             )
-            if alg:
-                await op.keys.ensure({alg})
-            await op.clients.create(client)
-            op.audit.emit("client.created", client_id=client_id)
             record = await op.clients.record(client_id)
             return {**describe(record), "client_secret": secret}
 

@@ -6,15 +6,15 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from tessera.config import Settings
 from tessera.core.audit import Audit
-from tessera.keys import master
+from tessera.core.clients import Client
+from tessera.core.secrets import generate_secret, hash_secret
 from tessera.keys.manager import KeyManager
-from tessera.server.audit import JsonLinesAudit
-from tessera.store import database
+from tessera.node import open_node
 from tessera.store.clients import ClientRepository
-from tessera.store.keys import KeyRepository
 
 
 @dataclass
@@ -25,33 +25,41 @@ class Operator:
     pepper: bytes
     audit: Audit
 
+    async def register(
+        self,
+        client_id: str,
+        *,
+        scopes: frozenset[str],
+        audiences: tuple[str, ...],
+        **options: Any,
+    ) -> str:
+        """Create a client with a new secret, and return the secret: the only
+        time it exists outside the caller's hands is this return value."""
+        secret = generate_secret()
+        client = Client.register(
+            client_id,
+            hash_secret(self.pepper, secret),
+            scopes=scopes,
+            audiences=audiences,
+            **options,
+        )
+        if client.signing_alg:
+            await self.keys.ensure({client.signing_alg})
+        await self.clients.create(client)
+        self.audit.emit("client.created", client_id=client_id)
+        return secret
+
 
 @contextlib.asynccontextmanager
 async def operator(settings: Settings) -> AsyncIterator[Operator]:
-    derived = master.derive(
-        master.load(
-            settings.master_key.get_secret_value() if settings.master_key else None,
-            settings.resolved_master_key_file,
-        )
-    )
-    engine = database.create_engine(settings.resolved_database_url)
-    audit = JsonLinesAudit(settings.audit_log)
+    node = await open_node(settings, time.time)
     try:
-        await database.migrate(engine)
-        sessions = database.sessions(engine)
-        keys = KeyManager(
-            KeyRepository(sessions),
-            derived.key_encryption,
-            max_token_ttl=settings.max_token_ttl,
-            publish_ahead=settings.key_publish_ahead,
-            rotation_interval=settings.key_rotation_interval,
-            audit=audit,
-            clock=time.time,
-        )
-        await keys.check_master_key()
         yield Operator(
-            settings, ClientRepository(sessions), keys, derived.secret_pepper, audit
+            settings,
+            ClientRepository(node.sessions),
+            node.keys,
+            node.pepper,
+            node.audit,
         )
     finally:
-        await engine.dispose()
-        audit.close()
+        await node.close()

@@ -23,6 +23,36 @@ class Client:
     # audiences (RFC 7662 §4); every client may introspect its own tokens.
     may_introspect: bool = False
 
+    @classmethod
+    def register(
+        cls,
+        client_id: str,
+        secret_hash: bytes,
+        *,
+        scopes: frozenset[str],
+        audiences: tuple[str, ...],
+        default_scopes: frozenset[str] | None = None,
+        grant_types: frozenset[str] = frozenset({"client_credentials"}),
+        token_ttl: int | None = None,
+        signing_alg: str | None = None,
+        may_introspect: bool = False,
+    ) -> Client:
+        """A new, enabled client; without default scopes, all its scopes."""
+        return cls(
+            client_id=client_id,
+            secret_hash=secret_hash,
+            previous_secret_hash=None,
+            previous_secret_expires_at=None,
+            scopes=scopes,
+            default_scopes=scopes if default_scopes is None else default_scopes,
+            audiences=audiences,
+            grant_types=grant_types,
+            token_ttl=token_ttl,
+            signing_alg=signing_alg,
+            disabled=False,
+            may_introspect=may_introspect,
+        )
+
     def secret_hashes(self, now: float) -> tuple[bytes, bytes | None]:
         previous = self.previous_secret_hash
         expires = self.previous_secret_expires_at

@@ -24,8 +24,6 @@ import httpx
 
 from tessera.cli.context import operator
 from tessera.config import Settings
-from tessera.core.clients import Client
-from tessera.core.secrets import generate_secret, hash_secret
 
 API_AUDIENCE = "https://demo-api.local"
 Echo = Callable[[str], None]
@@ -73,29 +71,16 @@ def _register(
     *,
     may_introspect: bool = False,
 ) -> str:
-    secret = generate_secret()
-
-    async def go() -> None:
+    async def go() -> str:
         async with operator(settings) as op:
-            await op.clients.create(
-                Client(
-                    client_id=client_id,
-                    secret_hash=hash_secret(op.pepper, secret),
-                    previous_secret_hash=None,
-                    previous_secret_expires_at=None,
-                    scopes=frozenset(scopes.split()),
-                    default_scopes=frozenset(scopes.split()),
-                    audiences=(audience,),
-                    grant_types=frozenset({"client_credentials"}),
-                    token_ttl=None,
-                    signing_alg=None,
-                    disabled=False,
-                    may_introspect=may_introspect,
-                )
+            return await op.register(
+                client_id,
+                scopes=frozenset(scopes.split()),
+                audiences=(audience,),
+                may_introspect=may_introspect,
             )
 
-    asyncio.run(go())
-    return secret
+    return asyncio.run(go())
 
 
 def redact(value: str) -> str:

@@ -15,14 +15,13 @@ from tessera.config import Settings
 from tessera.core.introspection import TokenInspector
 from tessera.core.minting import AccessTokenMinter
 from tessera.core.token_endpoint import TokenEndpoint
-from tessera.keys import master
 from tessera.keys.manager import KeyManager
+from tessera.node import open_node
 from tessera.server.audit import JsonLinesAudit
 from tessera.server.client_cache import CachedClientDirectory
 from tessera.store import database
 from tessera.store.changes import versions
 from tessera.store.clients import ClientRepository
-from tessera.store.keys import KeyRepository
 from tessera.store.revocations import RevocationRepository
 
 logger = logging.getLogger("tessera.server")
@@ -91,33 +90,14 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
 
     Raises MasterKeyError, never making new keys, when the master key does
     not match the database."""
-    derived = master.derive(
-        master.load(
-            settings.master_key.get_secret_value() if settings.master_key else None,
-            settings.resolved_master_key_file,
-        )
-    )
-    engine = database.create_engine(settings.resolved_database_url)
-    await database.migrate(engine)
-    sessions = database.sessions(engine)
-    audit = JsonLinesAudit(settings.audit_log)
-    keys = KeyManager(
-        KeyRepository(sessions),
-        derived.key_encryption,
-        max_token_ttl=settings.max_token_ttl,
-        publish_ahead=settings.key_publish_ahead,
-        rotation_interval=settings.key_rotation_interval,
-        audit=audit,
-        clock=clock,
-    )
+    node = await open_node(settings, clock)
     try:
-        await keys.check_master_key()
-        await keys.ensure({settings.default_signing_alg})
-        keyring = await keys.load()
+        await node.keys.ensure({settings.default_signing_alg})
+        keyring = await node.keys.load()
     except BaseException:
-        await engine.dispose()
-        audit.close()
+        await node.close()
         raise
+    sessions, audit, keys = node.sessions, node.audit, node.keys
     clients = CachedClientDirectory(ClientRepository(sessions))
     minter = AccessTokenMinter(
         settings.issuer,
@@ -127,14 +107,14 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
         max_ttl=settings.max_token_ttl,
     )
     endpoint = TokenEndpoint(
-        clients, minter, pepper=derived.secret_pepper, audit=audit, clock=clock
+        clients, minter, pepper=node.pepper, audit=audit, clock=clock
     )
     inspector = TokenInspector(
         settings.issuer, keyring, RevocationRepository(sessions), clock=clock
     )
     runtime = Runtime(
         settings=settings,
-        engine=engine,
+        engine=node.engine,
         audit=audit,
         clients=clients,
         keys=keys,
@@ -142,7 +122,7 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
         token_endpoint=endpoint,
         inspector=inspector,
         clock=clock,
-        pepper=derived.secret_pepper,
+        pepper=node.pepper,
     )
     await runtime.refresh()
     return runtime
