@@ -57,6 +57,12 @@ def public_jwk(key: PrivateKey, alg: str) -> dict[str, Any]:
     return public
 
 
+# One encoder, built once: json.dumps with arguments builds a new one per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_PSS_SHA256 = padding.PSS(padding.MGF1(hashes.SHA256()), hashes.SHA256.digest_size)
+
+
 def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
@@ -76,7 +82,7 @@ class SigningKey:
         object.__setattr__(self, "encoded_header", encoded)
 
     def sign_jwt(self, claims: dict[str, Any]) -> str:
-        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        payload = _b64(_compact_json(claims).encode())
         signing_input = self.encoded_header + b"." + payload
         return (signing_input + b"." + _b64(self._sign(signing_input))).decode()
 
@@ -84,7 +90,7 @@ class SigningKey:
         key = self.private_key
         if self.alg == "ES256":
             assert isinstance(key, ec.EllipticCurvePrivateKey)
-            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+            r, s = decode_dss_signature(key.sign(data, _ECDSA_SHA256))
             # RFC 7518 §3.4: the JWS form is R || S, 32 bytes each.
             return r.to_bytes(32, "big") + s.to_bytes(32, "big")
         if self.alg == "RS256":
@@ -92,7 +98,6 @@ class SigningKey:
             return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         if self.alg == "PS256":
             assert isinstance(key, rsa.RSAPrivateKey)
-            pss = padding.PSS(padding.MGF1(hashes.SHA256()), hashes.SHA256.digest_size)
-            return key.sign(data, pss, hashes.SHA256())
+            return key.sign(data, _PSS_SHA256, hashes.SHA256())
         assert isinstance(key, ed25519.Ed25519PrivateKey)
         return key.sign(data)

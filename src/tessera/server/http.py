@@ -34,6 +34,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 _JSON = (b"content-type", b"application/json")
 _FORM_TYPE = "application/x-www-form-urlencoded"
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Reply:
@@ -49,9 +50,7 @@ class Reply:
     ) -> None:
         self.status = status
         self.headers = headers if headers is not None else NO_STORE
-        self.body = (
-            b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        )
+        self.body = b"" if body is None else _compact_json(body).encode()
 
     async def send(self, send: Send) -> None:
         headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
