@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -57,8 +58,6 @@ def public_jwk(key: PrivateKey, alg: str) -> dict[str, Any]:
     return public
 
 
-# One encoder, built once: json.dumps with arguments builds a new one per call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _PSS_SHA256 = padding.PSS(padding.MGF1(hashes.SHA256()), hashes.SHA256.digest_size)
 
@@ -82,7 +81,7 @@ class SigningKey:
         object.__setattr__(self, "encoded_header", encoded)
 
     def sign_jwt(self, claims: dict[str, Any]) -> str:
-        payload = _b64(_compact_json(claims).encode())
+        payload = _b64(orjson.dumps(claims))
         signing_input = self.encoded_header + b"." + payload
         return (signing_input + b"." + _b64(self._sign(signing_input))).decode()
 

@@ -7,12 +7,13 @@ batching costs an event at most ``FLUSH_INTERVAL`` of delay."""
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
 import time
 from typing import IO, Any
+
+import orjson
 
 FLUSH_INTERVAL = 0.05
 
@@ -50,7 +51,7 @@ class JsonLinesAudit:
             except queue.Empty:
                 break
             record = {"ts": round(ts, 3), "event": event, **fields}
-            lines.append(json.dumps(record, separators=(",", ":"), default=str))
+            lines.append(orjson.dumps(record, default=str).decode())
         if lines:
             self._stream.write("\n".join(lines) + "\n")
             self._stream.flush()

@@ -7,11 +7,11 @@ signature (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from tessera.core.errors import (
@@ -34,7 +34,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 _JSON = (b"content-type", b"application/json")
 _FORM_TYPE = "application/x-www-form-urlencoded"
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Reply:
@@ -50,7 +49,7 @@ class Reply:
     ) -> None:
         self.status = status
         self.headers = headers if headers is not None else NO_STORE
-        self.body = b"" if body is None else _compact_json(body).encode()
+        self.body = b"" if body is None else orjson.dumps(body)
 
     async def send(self, send: Send) -> None:
         headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
