@@ -60,7 +60,7 @@ class TokenInspector:
             )
             header = signed.protected
             claims = json.loads(signed.payload)
-        except (JoseError, ValueError, TypeError):
+        except (JoseError, ValueError, TypeError, RecursionError):
             return None
         if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
             return None
