@@ -4,12 +4,15 @@ active token of this issuer, never an error page and never a 500."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tessera.keys.signing import SigningKey
 from tests.server.helpers import b64url, basic, sign, token_claims, unique
@@ -27,11 +30,22 @@ def _hs256_with_public_key(key: SigningKey, claims: dict[str, object]) -> str:
     )
     header = b64url({"alg": "HS256", "typ": "at+jwt", "kid": key.kid})
     signing_input = f"{header}.{b64url(claims)}".encode()
-    import hashlib
-    import hmac
-
     mac = hmac.new(pem, signing_input, hashlib.sha256).digest()
     return f"{signing_input.decode()}.{b64url(mac)}"
+
+
+def _attacker_signed(claims: dict[str, object], kid: str = "attacker") -> str:
+    # Signed by the attacker's key, which the jku and jwk headers point at;
+    # only the issuer's own published keys count.
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(attacker.public_key()))
+    headers = {
+        "kid": kid,
+        "typ": "at+jwt",
+        "jku": "https://attacker.example/jwks",
+        "jwk": public,
+    }
+    return jwt.encode(claims, attacker, algorithm="ES256", headers=headers)
 
 
 def _nested(depth: int) -> str:
@@ -42,9 +56,8 @@ def _nested(depth: int) -> str:
 CASES = {
     "alg-none": lambda key, claims: _unsigned(claims),
     "hs256-with-public-key": _hs256_with_public_key,
-    "jku-elsewhere": lambda key, claims: (
-        sign(key, claims, jku="https://attacker.example/jwks")[:-8] + "AAAAAAAA"
-    ),
+    "attacker-key-named-by-jku-and-jwk": lambda key, claims: _attacker_signed(claims),
+    "attacker-key-under-our-kid": lambda key, claims: _attacker_signed(claims, key.kid),
     "wrong-typ": lambda key, claims: sign(key, claims, typ="JWT"),
     "other-issuer": lambda key, claims: sign(key, {**claims, "iss": "https://evil"}),
     "expired": lambda key, claims: sign(key, {**claims, "exp": 1}),
