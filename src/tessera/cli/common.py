@@ -26,7 +26,12 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
-        raise click.ClickException(f"invalid settings: {error}") from None
+        # Name the setting and the rule, never the value: it may be a secret.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        raise click.ClickException(f"invalid settings: {problems}") from None
 
 
 def operator_errors(command: Callable[..., T]) -> Callable[..., T]:
