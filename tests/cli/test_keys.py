@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +63,21 @@ def test_list_prints_one_line_per_key(tessera: Tessera) -> None:
 
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"{key.kid}\tES256\tsigning\n"
+
+
+def test_generate_master_key_prints_a_usable_key(tmp_path: Path) -> None:
+    from tessera.keys.master import MASTER_KEY_BYTES, decode
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tessera", "keys", "generate-master-key"],
+        env={"PATH": "/usr/bin:/bin", "TESSERA_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert len(decode(result.stdout)) == MASTER_KEY_BYTES
+    assert result.stdout.count("\n") == 1
+    # Nothing is written: the key exists only in what was printed.
+    assert list(tmp_path.iterdir()) == []

@@ -75,3 +75,15 @@ def rotate(alg: str | None) -> None:
 
     for kid in run(go()):
         click.echo(f"new key {kid} published")
+
+
+@keys.command(name="generate-master-key")
+def generate_master_key() -> None:
+    """Print a new random master key, for TESSERA_MASTER_KEY.
+
+    It is printed once and stored nowhere: put it in your secret store. It
+    only applies to a new database; an existing one stays sealed under the
+    key it was created with."""
+    from tessera.keys.master import generate
+
+    click.echo(generate())
