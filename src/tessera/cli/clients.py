@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -111,15 +112,26 @@ introspect_option = click.option(
 )
 
 
+def client_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that describe a client, shared by create and update."""
+    for option in reversed(
+        (
+            scope_option,
+            default_scope_option,
+            audience_option,
+            ttl_option,
+            alg_option,
+            introspect_option,
+            json_option,
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @clients.command()
 @click.argument("client_id")
-@scope_option
-@default_scope_option
-@audience_option
-@ttl_option
-@alg_option
-@introspect_option
-@json_option
+@client_options
 @operator_errors
 def create(
     client_id: str,
@@ -226,13 +238,7 @@ def _change(client_id: str, event: str, **changes: Any) -> dict[str, Any]:
 
 @clients.command()
 @click.argument("client_id")
-@scope_option
-@default_scope_option
-@audience_option
-@ttl_option
-@alg_option
-@introspect_option
-@json_option
+@client_options
 @operator_errors
 def update(
     client_id: str,
