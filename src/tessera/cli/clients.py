@@ -278,7 +278,9 @@ def update(
 @click.argument("client_id")
 @operator_errors
 def disable(client_id: str) -> None:
-    """Refuse the client's tokens from now on (its issued tokens stay valid)."""
+    """Refuse new tokens to the client; introspection reports its issued
+    tokens inactive (self-contained JWTs stay valid to APIs that do not
+    introspect, until they expire)."""
     _change(client_id, "client.disabled", disabled=True)
     click.echo(f"client {client_id} disabled")
 

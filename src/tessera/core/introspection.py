@@ -15,7 +15,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from tessera.core.clients import Client
+from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidRequest
 from tessera.keys.ring import KeyRing
 from tessera.keys.signing import ALGORITHMS
@@ -40,12 +40,14 @@ class TokenInspector:
         issuer: str,
         keyring: KeyRing,
         revocations: RevocationStore,
+        clients: ClientDirectory,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer
         self.keyring = keyring
         self._revocations = revocations
+        self._clients = clients
         self._clock = clock
         self._key_set: tuple[str, KeySet] | None = None
 
@@ -86,6 +88,10 @@ class TokenInspector:
         if not _may_see(caller, claims):
             return INACTIVE
         if await self._revocations.is_revoked(claims["jti"]):
+            return INACTIVE
+        # A token outlives neither its client's deletion nor its disabling.
+        owner = await self._clients.get(claims["client_id"])
+        if owner is None or owner.disabled:
             return INACTIVE
         return {"active": True, "token_type": "Bearer", **claims}
 

@@ -37,6 +37,7 @@ class Runtime:
     minter: AccessTokenMinter
     token_endpoint: TokenEndpoint
     inspector: TokenInspector
+    revocations: RevocationRepository
     clock: Callable[[], float]
     pepper: bytes
     versions: dict[str, int] = field(default_factory=dict)
@@ -63,17 +64,18 @@ class Runtime:
             except Exception as error:  # keep the loop alive; the next run retries
                 logger.warning("background job failed: %s", type(error).__name__)
 
-    async def _rotate(self) -> None:
+    async def _maintain(self) -> None:
+        """Rotate keys that are due, and forget revocations of tokens that
+        have expired anyway."""
         if await self.keys.rotate_due():
             await self.refresh()
+        await self.revocations.purge_expired(int(self.clock()))
 
     def start_background(self) -> None:
         interval = self.settings.change_poll_interval
         self.tasks.append(asyncio.create_task(self._every(interval, self.refresh)))
-        rotation_check = min(60.0, self.settings.key_rotation_interval / 4)
-        self.tasks.append(
-            asyncio.create_task(self._every(rotation_check, self._rotate))
-        )
+        maintenance = min(60.0, self.settings.key_rotation_interval / 4)
+        self.tasks.append(asyncio.create_task(self._every(maintenance, self._maintain)))
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -109,8 +111,9 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
     endpoint = TokenEndpoint(
         clients, minter, pepper=node.pepper, audit=audit, clock=clock
     )
+    revocations = RevocationRepository(sessions)
     inspector = TokenInspector(
-        settings.issuer, keyring, RevocationRepository(sessions), clock=clock
+        settings.issuer, keyring, revocations, clients, clock=clock
     )
     runtime = Runtime(
         settings=settings,
@@ -121,6 +124,7 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
         minter=minter,
         token_endpoint=endpoint,
         inspector=inspector,
+        revocations=revocations,
         clock=clock,
         pepper=node.pepper,
     )
