@@ -55,7 +55,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+def serving(
+    command: list[str], env: dict[str, str], port: int
+) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -69,7 +71,7 @@ def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[None
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=10)
