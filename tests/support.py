@@ -92,10 +92,28 @@ class RunningServer:
 
         asyncio.run(go())
         self.secrets[client_id] = secret
+        self.wait_until_known(client_id, secret, disabled=disabled)
         if signing_alg:
-            # Let the server's change poll load the new key.
-            time.sleep(1.5)
+            # The key is loaded by the same refresh, just after the clients.
+            time.sleep(0.5)
         return secret
+
+    def wait_until_known(self, client_id: str, secret: str, *, disabled: bool) -> None:
+        """Wait for the server's change poll to load the new client: until it
+        authenticates at introspection, or, for a disabled client (which
+        never authenticates), for two poll intervals."""
+        interval = float(self.env["TESSERA_CHANGE_POLL_INTERVAL"])
+        if disabled:
+            time.sleep(2 * interval + 0.1)
+            return
+        deadline = time.monotonic() + 10
+        form = {"client_id": client_id, "client_secret": secret, "token": "-"}
+        while time.monotonic() < deadline:
+            response = httpx.post(self.url("/oauth2/introspect"), data=form)
+            if response.status_code == 200:
+                return
+            time.sleep(interval / 4)
+        raise RuntimeError(f"the server never loaded client {client_id!r}")
 
     def audit_lines(self) -> list[str]:
         return self.log_path.read_text().splitlines()
@@ -117,7 +135,7 @@ def start_server(data_dir: Path, **env_overrides: str) -> RunningServer:
         "TESSERA_DATA_DIR": str(data_dir),
         "TESSERA_PORT": str(port),
         "TESSERA_ISSUER": base_url,
-        "TESSERA_CHANGE_POLL_INTERVAL": "0.2",
+        "TESSERA_CHANGE_POLL_INTERVAL": "0.05",
         **env_overrides,
     }
     data_dir.mkdir(parents=True, exist_ok=True)

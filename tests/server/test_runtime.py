@@ -18,7 +18,7 @@ from tessera.server.app import build_app
 
 
 class FailingStore:
-    async def get(self, client_id: str) -> Client | None:
+    async def all(self) -> list[Client]:
         raise AssertionError("the hot path read the store")
 
 
@@ -55,35 +55,34 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-async def test_cached_client_issues_without_the_store(settings: Settings) -> None:
-    secret = await register(settings, "cached")
+async def test_client_authentication_never_reads_the_store(
+    settings: Settings,
+) -> None:
+    secret = await register(settings, "known")
     app = build_app(settings, background=False)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.starlette.router.lifespan_context(app.starlette),
         httpx.AsyncClient(transport=transport, base_url="http://tessera.test") as http,
     ):
-        runtime = app.state.runtime
-        for _ in range(5):
-            response = await http.post(
-                "/oauth2/token",
-                data={"grant_type": "client_credentials"},
-                headers=basic("cached", secret),
-            )
-            assert response.status_code == 200
+        # From here on, any read of the clients table fails the test.
+        app.state.runtime.clients._source = FailingStore()
+        form = {"grant_type": "client_credentials"}
 
-        # One store read for the first request; the other four were cached.
-        assert (runtime.clients.misses, runtime.clients.hits) == (1, 4)
-
-        # With a store that fails every read, a cached client still gets
-        # tokens: issuance did not touch it.
-        runtime.clients._source = FailingStore()
-        response = await http.post(
-            "/oauth2/token",
-            data={"grant_type": "client_credentials"},
-            headers=basic("cached", secret),
+        known = await http.post(
+            "/oauth2/token", data=form, headers=basic("known", secret)
         )
-        assert response.status_code == 200
+        wrong = await http.post("/oauth2/token", data=form, headers=basic("known", "x"))
+        unknown = await http.post(
+            "/oauth2/token", data=form, headers=basic("ghost", "x")
+        )
+
+        assert known.status_code == 200
+        # Unknown and wrong-secret clients: the same work (a memory lookup and
+        # an HMAC), and the same bytes.
+        assert (wrong.status_code, unknown.status_code) == (401, 401)
+        assert wrong.content == unknown.content
+        assert wrong.headers == unknown.headers
 
 
 async def test_rotation_publishes_before_signing(settings: Settings) -> None:

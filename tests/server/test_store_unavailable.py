@@ -20,7 +20,6 @@ def drop_table(server: RunningServer, table: str) -> None:
 def test_store_failure_is_503_with_retry_after(fresh_server: RunningServer) -> None:
     server = fresh_server
     owner_secret = server.create_client("owner")
-    # Never looked up before the store breaks, so not in the client cache.
     newcomer_secret = server.create_client("newcomer")
     with httpx.Client(base_url=server.base_url) as http:
         token = issue_token(http, "owner", owner_secret)
@@ -33,13 +32,21 @@ def test_store_failure_is_503_with_retry_after(fresh_server: RunningServer) -> N
             data={"token": token},
             headers={"Authorization": basic("owner", owner_secret)},
         )
-        # Client unknown to this node and the store cannot be asked.
+        # Revoking must be recorded, so it cannot succeed either.
+        revoked = http.post(
+            "/oauth2/revoke",
+            data={"token": token},
+            headers={"Authorization": basic("owner", owner_secret)},
+        )
+        # Issuance needs no store: clients are held in memory, and the node
+        # keeps its last snapshot while the store is down.
         issued = http.post(
             "/oauth2/token",
             data={"grant_type": "client_credentials"},
             headers={"Authorization": basic("newcomer", newcomer_secret)},
         )
 
-    for response in (introspected, issued):
+    for response in (introspected, revoked):
         assert_error(response, 503, "temporarily_unavailable", UNAVAILABLE)
         assert response.headers["retry-after"] == "5"
+    assert issued.status_code == 200

@@ -18,7 +18,7 @@ from tessera.core.token_endpoint import TokenEndpoint
 from tessera.keys.manager import KeyManager
 from tessera.node import open_node
 from tessera.server.audit import JsonLinesAudit
-from tessera.server.client_cache import CachedClientDirectory
+from tessera.server.client_snapshot import ClientSnapshot
 from tessera.store import database
 from tessera.store.changes import versions
 from tessera.store.clients import ClientRepository
@@ -32,7 +32,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     audit: JsonLinesAudit
-    clients: CachedClientDirectory
+    clients: ClientSnapshot
     keys: KeyManager
     minter: AccessTokenMinter
     token_endpoint: TokenEndpoint
@@ -44,11 +44,13 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh(self) -> None:
-        """Pick up what other processes changed: drop cached clients, reload
-        keys. Runs every ``change_poll_interval`` seconds."""
+        """Pick up what any process changed: reload the clients or the keys
+        when their version moved. Runs every ``change_poll_interval`` seconds.
+        The versions are read first, so a change racing the reload is seen
+        again on the next run rather than lost."""
         current = await versions(database.sessions(self.engine))
         if current.get("clients") != self.versions.get("clients"):
-            self.clients.clear()
+            await self.clients.reload()
         if current.get("keys") != self.versions.get("keys"):
             self.minter.keyring = await self.keys.load()
             self.inspector.keyring = self.minter.keyring
@@ -100,7 +102,7 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
         await node.close()
         raise
     sessions, audit, keys = node.sessions, node.audit, node.keys
-    clients = CachedClientDirectory(ClientRepository(sessions))
+    clients = ClientSnapshot(ClientRepository(sessions))
     minter = AccessTokenMinter(
         settings.issuer,
         keyring,

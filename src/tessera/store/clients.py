@@ -60,6 +60,10 @@ class ClientRepository:
             row = await session.get(ClientRow, client_id)
             return to_client(row) if row else None
 
+    async def all(self) -> list[Client]:
+        async with self._sessions() as session:
+            return [to_client(row) for row in await session.scalars(select(ClientRow))]
+
     async def record(self, client_id: str) -> ClientRecord:
         async with self._sessions() as session:
             row = await session.get(ClientRow, client_id)

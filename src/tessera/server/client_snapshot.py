@@ -1,0 +1,38 @@
+"""Every client, held in memory, so that authenticating a client never
+touches the database: not for a known client, and not for an unknown one.
+
+Answering both from memory is what keeps their timing alike: a cache filled
+on demand would answer a busy client from memory but look an unknown id up
+in the store, and the difference would tell which ids exist. The snapshot is
+reloaded whole when the store's ``clients`` version changes (see
+``Runtime.refresh``), so a change made anywhere reaches this node within one
+``change_poll_interval``. While the store cannot be read, the last snapshot
+keeps serving."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tessera.core.clients import Client
+
+
+class ClientSource(Protocol):
+    async def all(self) -> list[Client]:
+        """Every client in the store."""
+        ...
+
+
+class ClientSnapshot:
+    def __init__(self, source: ClientSource) -> None:
+        self._source = source
+        self._clients: dict[str, Client] = {}
+
+    async def reload(self) -> None:
+        clients = await self._source.all()
+        self._clients = {client.client_id: client for client in clients}
+
+    async def get(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
+
+    def __len__(self) -> int:
+        return len(self._clients)
