@@ -130,3 +130,37 @@ def test_require_refuses_a_missing_parameter(body: bytes) -> None:
         Form.parse(body).require("grant_type")
 
     assert raised.value.description == "The grant_type parameter is missing."
+
+
+def test_the_plain_fast_path_splits_exactly_like_parse_qsl() -> None:
+    """Bodies with nothing to decode skip parse_qsl; they must come out the
+    same, errors included, over every short string of the telling symbols."""
+    from itertools import product
+    from urllib.parse import parse_qsl
+
+    from tessera.core.form import _split
+
+    def reference(text: str) -> object:
+        try:
+            return parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=True,
+                errors="strict",
+                max_num_fields=64,
+            )
+        except ValueError:
+            return "error"
+
+    def fast(text: str) -> object:
+        try:
+            return _split(text)
+        except ValueError:
+            return "error"
+
+    for length in range(7):
+        for symbols in product("a=&;", repeat=length):
+            text = "".join(symbols)
+            assert fast(text) == reference(text), text
+    many = "&".join(["a=1"] * 65)
+    assert fast(many) == reference(many) == "error"
