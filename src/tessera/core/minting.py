@@ -36,12 +36,14 @@ class AccessTokenMinter:
     def mint(
         self,
         client: Client,
-        scopes: frozenset[str],
+        scope: str,
         audiences: tuple[str, ...],
         now: float,
         *,
         subject: str | None = None,
     ) -> IssuedToken:
+        """A signed access token; ``scope`` is the space-separated claim value,
+        left out when empty."""
         key = self.keyring.signing_key(client.signing_alg or self._default_alg, now)
         ttl = min(client.token_ttl or self._default_ttl, self._max_ttl)
         issued_at = int(now)
@@ -55,6 +57,6 @@ class AccessTokenMinter:
             "jti": jti,
             "client_id": client.client_id,
         }
-        if scopes:
-            claims["scope"] = " ".join(sorted(scopes))
+        if scope:
+            claims["scope"] = scope
         return IssuedToken(key.sign_jwt(claims), ttl, jti, key.kid)

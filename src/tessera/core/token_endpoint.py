@@ -79,14 +79,15 @@ class TokenEndpoint:
         audiences = resolve_audiences(
             form.get_all("resource"), form.get_all("audience"), client
         )
-        issued = self._minter.mint(client, scopes, audiences, now)
+        scope = " ".join(sorted(scopes))
+        issued = self._minter.mint(client, scope, audiences, now)
         self._audit.emit(
             "token.issued",
             client_id=client.client_id,
             grant_type="client_credentials",
             jti=issued.jti,
             kid=issued.kid,
-            scope=" ".join(sorted(scopes)),
+            scope=scope,
             audience=list(audiences),
             expires_in=issued.expires_in,
         )
@@ -95,8 +96,8 @@ class TokenEndpoint:
             "token_type": "Bearer",
             "expires_in": issued.expires_in,
         }
-        if scopes:
-            body["scope"] = " ".join(sorted(scopes))
+        if scope:
+            body["scope"] = scope
         return TokenResponse(body)
 
 
