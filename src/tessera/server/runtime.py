@@ -9,17 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from tessera.config import Settings
 from tessera.core.introspection import TokenInspector
 from tessera.core.minting import AccessTokenMinter
 from tessera.core.token_endpoint import TokenEndpoint
 from tessera.keys.manager import KeyManager
-from tessera.node import open_node
+from tessera.node import Node, open_node
 from tessera.server.audit import JsonLinesAudit
 from tessera.server.client_snapshot import ClientSnapshot
-from tessera.store import database
 from tessera.store.changes import versions
 from tessera.store.clients import ClientRepository
 from tessera.store.revocations import RevocationRepository
@@ -30,7 +27,7 @@ logger = logging.getLogger("tessera.server")
 @dataclass
 class Runtime:
     settings: Settings
-    engine: AsyncEngine
+    node: Node
     audit: JsonLinesAudit
     clients: ClientSnapshot
     keys: KeyManager
@@ -48,7 +45,7 @@ class Runtime:
         when their version moved. Runs every ``change_poll_interval`` seconds.
         The versions are read first, so a change racing the reload is seen
         again on the next run rather than lost."""
-        current = await versions(database.sessions(self.engine))
+        current = await versions(self.node.sessions)
         if current.get("clients") != self.versions.get("clients"):
             await self.clients.reload()
         if current.get("keys") != self.versions.get("keys"):
@@ -85,8 +82,7 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.engine.dispose()
-        self.audit.close()
+        await self.node.close()
 
 
 async def start(settings: Settings, clock: Callable[[], float] = time.time) -> Runtime:
@@ -96,11 +92,17 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
     not match the database."""
     node = await open_node(settings, clock)
     try:
-        await node.keys.ensure({settings.default_signing_alg})
-        keyring = await node.keys.load()
+        return await _assemble(settings, node, clock)
     except BaseException:
         await node.close()
         raise
+
+
+async def _assemble(
+    settings: Settings, node: Node, clock: Callable[[], float]
+) -> Runtime:
+    await node.keys.ensure({settings.default_signing_alg})
+    keyring = await node.keys.load()
     sessions, audit, keys = node.sessions, node.audit, node.keys
     clients = ClientSnapshot(ClientRepository(sessions))
     minter = AccessTokenMinter(
@@ -119,7 +121,7 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
     )
     runtime = Runtime(
         settings=settings,
-        engine=node.engine,
+        node=node,
         audit=audit,
         clients=clients,
         keys=keys,
