@@ -89,6 +89,3 @@ class Settings(BaseSettings):
     @property
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
-
-    def token_ttl_for(self, client_ttl: int | None) -> int:
-        return min(client_ttl or self.default_token_ttl, self.max_token_ttl)

@@ -10,8 +10,3 @@ class Audit(Protocol):
     def emit(self, event: str, **fields: Any) -> None:
         """Record one event. Fields never include a secret or a token."""
         ...
-
-
-class NoAudit:
-    def emit(self, event: str, **fields: Any) -> None:
-        pass

@@ -19,6 +19,7 @@ PREFIX = "tsec_"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RANDOM_CHARS = 43  # 62**43 > 2**256
 _CHECKSUM_CHARS = 6
+_ABSENT = bytes(32)
 _SHAPE = re.compile(rf"^{PREFIX}[0-9A-Za-z]{{{_RANDOM_CHARS + _CHECKSUM_CHARS}}}$")
 
 
@@ -58,8 +59,7 @@ def secret_matches(pepper: bytes, secret: str, *stored: bytes | None) -> bool:
     presented = hash_secret(pepper, secret)
     matched = False
     for candidate in stored:
-        # An absent slot is compared against a dummy so the work is the same.
-        matched |= hmac.compare_digest(presented, candidate or b"\0" * 32) and (
-            candidate is not None
-        )
+        # An absent slot is compared against a dummy, so the work is the same.
+        equal = hmac.compare_digest(presented, candidate or _ABSENT)
+        matched = matched or (equal and candidate is not None)
     return matched

@@ -81,8 +81,8 @@ class KeyRing:
                 self._signing[key.alg] = key
         self._next_change = min(upcoming)
         body = json.dumps({"keys": published}, separators=(",", ":")).encode()
-        self.jwks_body = body
-        self.jwks_etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        self._jwks_body = body
+        self._jwks_etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
     def signing_key(self, alg: str, now: float) -> SigningKey:
         if now >= self._next_change:
@@ -95,9 +95,10 @@ class KeyRing:
     def jwks(self, now: float) -> tuple[bytes, str]:
         if now >= self._next_change:
             self._choose(now)
-        return self.jwks_body, self.jwks_etag
+        return self._jwks_body, self._jwks_etag
 
     def public_jwks(self, now: float) -> list[dict[str, object]]:
+        """The published keys, parsed: for operators and tests."""
         return json.loads(self.jwks(now)[0])["keys"]
 
     def retired(self, now: float) -> list[str]:

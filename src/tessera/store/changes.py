@@ -7,8 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.store.models import StateVersionRow
 
-KINDS = ("clients", "keys", "revocations")
-
 
 async def bump(session: AsyncSession, name: str) -> None:
     # The rows are created by the first migration.
