@@ -45,8 +45,32 @@ class Settings(BaseSettings):
     key_publish_ahead: int = Field(600, ge=0)
     jwks_max_age: int = Field(300, ge=0)
 
-    # How often a node looks for changes written by another process.
+    # Empty: no Redis; rate limits and lockouts then count per node.
+    redis_url: str = ""
+
+    # How often a node looks for changes written by another process. On
+    # PostgreSQL, LISTEN/NOTIFY brings them sooner; this poll is the fallback.
     change_poll_interval: float = Field(1.0, gt=0)
+    # How long a node that cannot reach the database keeps issuing tokens to
+    # the clients it holds in memory. After that, issuance answers 503 too.
+    store_outage_grace: float = Field(300.0, ge=0)
+
+    # Token-endpoint rate limits: sustained requests per second and burst,
+    # per client id and per source address. 0 turns a limit off.
+    rate_limit_per_client: float = Field(100.0, ge=0)
+    rate_limit_per_client_burst: int = Field(200, ge=1)
+    rate_limit_per_source: float = Field(200.0, ge=0)
+    rate_limit_per_source_burst: int = Field(400, ge=1)
+    # Addresses of load balancers whose X-Forwarded-For is believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    # Failed client authentication, counted per client id over the window:
+    # after the first threshold each failure is answered slower, after the
+    # second the id is locked out (even with the right secret) for a while.
+    auth_failure_window: int = Field(300, ge=1)
+    auth_slowdown_after: int = Field(5, ge=1)
+    auth_lockout_after: int = Field(20, ge=1)
+    auth_lockout_seconds: int = Field(300, ge=1)
     max_body_bytes: int = Field(16 * 1024, ge=1024)
     # Where audit events (JSON lines) go: "-" for stderr, or a file path.
     audit_log: str = "-"

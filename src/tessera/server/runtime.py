@@ -53,6 +53,13 @@ class Runtime:
             self.inspector.keyring = self.minter.keyring
         self.versions = current
 
+    async def check_store(self) -> None:
+        """Raise unless the database answers a trivial query within two
+        seconds: what ``/readyz`` asks before saying the node can serve."""
+        async with asyncio.timeout(2):
+            async with self.node.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
         while True:
             await asyncio.sleep(seconds)
