@@ -41,7 +41,13 @@ class RunningServer:
 
     @property
     def settings(self) -> Settings:
-        return Settings(data_dir=self.data_dir, issuer=self.base_url)
+        """What an operator command needs to reach this server's store."""
+        return Settings(
+            data_dir=self.data_dir,
+            issuer=self.env["TESSERA_ISSUER"],
+            database_url=self.env.get("TESSERA_DATABASE_URL", ""),
+            master_key=self.env.get("TESSERA_MASTER_KEY"),
+        )
 
     def url(self, path: str) -> str:
         return self.base_url + path

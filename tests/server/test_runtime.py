@@ -121,6 +121,9 @@ async def test_rotation_publishes_before_signing(settings: Settings) -> None:
         assert await signing_kid() == first
 
         clock.now += 600
+        # A running node refreshes every second; past store_outage_grace
+        # without one, it would stop issuing (see test_store_outage_*).
+        await runtime.refresh()
         assert await signing_kid() == new
         assert await published() == [first, new]
 
@@ -156,3 +159,41 @@ async def test_client_changes_reach_the_node(settings: Settings) -> None:
         )
         assert refused.status_code == 401
         assert refused.json()["error"] == "invalid_client"
+
+
+async def test_store_outage_grace_bounds_issuance_from_memory(
+    settings: Settings,
+) -> None:
+    clock = Clock()
+    secret = await register(settings, "cached")
+    settings = settings.model_copy(update={"store_outage_grace": 30.0})
+    app = build_app(settings, clock=clock, background=False)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.starlette.router.lifespan_context(app.starlette),
+        httpx.AsyncClient(transport=transport, base_url="http://tessera.test") as http,
+    ):
+        runtime = app.state.runtime
+        form = {"grant_type": "client_credentials"}
+
+        async def issue() -> httpx.Response:
+            return await http.post(
+                "/oauth2/token", data=form, headers=basic("cached", secret)
+            )
+
+        # The store stops answering: the cached client is served for the
+        # grace period after the last successful refresh, and no longer.
+        runtime.clients._source = FailingStore()
+        clock.now += 30
+        assert (await issue()).status_code == 200
+
+        clock.now += 1
+        refused = await issue()
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "temporarily_unavailable"
+        assert refused.headers["retry-after"] == "5"
+        assert refused.headers["cache-control"] == "no-store"
+
+        # A refresh that reaches the store ends the outage.
+        await runtime.refresh()
+        assert (await issue()).status_code == 200

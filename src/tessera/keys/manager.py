@@ -76,7 +76,12 @@ class KeyManager:
         no verifier can have cached a key set for an algorithm not yet used."""
         present = {row.alg for row in await self._repository.all()}
         for alg in sorted(algs - present):
-            await self._add(alg, activates_at=int(self._clock()), reason="initial")
+            await self._add(
+                alg,
+                activates_at=int(self._clock()),
+                reason="initial",
+                still_needed=lambda rows, alg=alg: _newest(rows, alg) is None,
+            )
 
     async def rotate(self, alg: str, *, reason: str = "manual") -> str:
         """A new key, published now, signing ``publish_ahead`` seconds later;
@@ -84,22 +89,36 @@ class KeyManager:
         activates_at = int(self._clock())
         if any(row.alg == alg for row in await self._repository.all()):
             activates_at += self._publish_ahead
-        return await self._add(alg, activates_at=activates_at, reason=reason)
+        kid = await self._add(alg, activates_at=activates_at, reason=reason)
+        assert kid is not None
+        return kid
 
     async def rotate_due(self) -> list[str]:
         """Rotate each algorithm whose newest key is older than the rotation
-        interval, and delete keys whose last token has expired."""
+        interval, and delete keys whose last token has expired.
+
+        Every node runs this; the check is repeated under the store's write
+        lock, so however many race, one key is added per period."""
         now = int(self._clock())
-        newest: dict[str, int] = {}
-        for row in await self._repository.all():
-            newest[row.alg] = max(newest.get(row.alg, 0), row.activates_at)
-        rotated = [
-            await self.rotate(alg, reason="scheduled")
-            for alg, activated in sorted(newest.items())
-            if activated + self._rotation_interval <= now
-        ]
+        rows = await self._repository.all()
+        rotated = []
+        for alg in sorted({row.alg for row in rows}):
+            if not self._due(rows, alg, now):
+                continue
+            kid = await self._add(
+                alg,
+                activates_at=now + self._publish_ahead,
+                reason="scheduled",
+                still_needed=lambda rows, alg=alg: self._due(rows, alg, now),
+            )
+            if kid is not None:
+                rotated.append(kid)
         await self.prune()
         return rotated
+
+    def _due(self, rows: list[SigningKeyRow], alg: str, now: int) -> bool:
+        newest = _newest(rows, alg)
+        return newest is not None and newest + self._rotation_interval <= now
 
     async def prune(self) -> list[str]:
         ring = await self.load()
@@ -109,24 +128,38 @@ class KeyManager:
             self._audit.emit("key.retired", kid=kid)
         return retired
 
-    async def _add(self, alg: str, *, activates_at: int, reason: str) -> str:
+    async def _add(
+        self,
+        alg: str,
+        *,
+        activates_at: int,
+        reason: str,
+        still_needed: Callable[[list[SigningKeyRow]], bool] = lambda rows: True,
+    ) -> str | None:
+        """Add a new key; None when ``still_needed`` says another process
+        made it unnecessary in the meantime."""
         private_key = generate_private_key(alg)
         jwk = public_jwk(private_key, alg)
         kid = str(jwk["kid"])
         sealed = sealing.seal(
             self._kek, private_key_to_bytes(private_key), kid.encode()
         )
-        await self._repository.add(
-            SigningKeyRow(
-                kid=kid,
-                alg=alg,
-                sealed_private_key=sealed,
-                public_jwk=json.dumps(jwk),
-                created_at=int(self._clock()),
-                activates_at=activates_at,
-            )
+        row = SigningKeyRow(
+            kid=kid,
+            alg=alg,
+            sealed_private_key=sealed,
+            public_jwk=json.dumps(jwk),
+            created_at=int(self._clock()),
+            activates_at=activates_at,
         )
+        if not await self._repository.add(row, still_needed):
+            return None
         self._audit.emit(
             "key.created", kid=kid, alg=alg, activates_at=activates_at, reason=reason
         )
         return kid
+
+
+def _newest(rows: list[SigningKeyRow], alg: str) -> int | None:
+    """When the newest key of ``alg`` starts (or started) signing."""
+    return max((row.activates_at for row in rows if row.alg == alg), default=None)

@@ -7,13 +7,18 @@ in the store, and the difference would tell which ids exist. The snapshot is
 reloaded whole when the store's ``clients`` version changes (see
 ``Runtime.refresh``), so a change made anywhere reaches this node within one
 ``change_poll_interval``. While the store cannot be read, the last snapshot
-keeps serving."""
+keeps serving for ``stale_after`` seconds (``store_outage_grace``), after
+which every lookup fails with 503: a change made during a long outage, such
+as a disabled client, must not be ignored for ever."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from tessera.core.clients import Client
+from tessera.core.errors import TemporarilyUnavailable
 
 
 class ClientSource(Protocol):
@@ -23,15 +28,30 @@ class ClientSource(Protocol):
 
 
 class ClientSnapshot:
-    def __init__(self, source: ClientSource) -> None:
+    def __init__(
+        self,
+        source: ClientSource,
+        *,
+        clock: Callable[[], float] = time.time,
+        stale_after: float = float("inf"),
+    ) -> None:
         self._source = source
         self._clients: dict[str, Client] = {}
+        self._clock = clock
+        self._stale_after = stale_after
+        self._valid_until = float("inf")
+
+    def confirm(self, reached_at: float) -> None:
+        """The store was read at ``reached_at`` and the snapshot matches it."""
+        self._valid_until = reached_at + self._stale_after
 
     async def reload(self) -> None:
         clients = await self._source.all()
         self._clients = {client.client_id: client for client in clients}
 
     async def get(self, client_id: str) -> Client | None:
+        if self._clock() > self._valid_until:
+            raise TemporarilyUnavailable(detail="client snapshot too old")
         return self._clients.get(client_id)
 
     def __len__(self) -> int:

@@ -19,6 +19,7 @@ from tessera.server.audit import JsonLinesAudit
 from tessera.server.client_snapshot import ClientSnapshot
 from tessera.store.changes import versions
 from tessera.store.clients import ClientRepository
+from tessera.store.notifications import ChangeListener, asyncpg_dsn
 from tessera.store.revocations import RevocationRepository
 
 logger = logging.getLogger("tessera.server")
@@ -39,12 +40,15 @@ class Runtime:
     pepper: bytes
     versions: dict[str, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set by a change notification (or a lost listener): reload now.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def refresh(self) -> None:
         """Pick up what any process changed: reload the clients or the keys
         when their version moved. Runs every ``change_poll_interval`` seconds.
         The versions are read first, so a change racing the reload is seen
         again on the next run rather than lost."""
+        reached_at = self.clock()
         current = await versions(self.node.sessions)
         if current.get("clients") != self.versions.get("clients"):
             await self.clients.reload()
@@ -52,6 +56,21 @@ class Runtime:
             self.minter.keyring = await self.keys.load()
             self.inspector.keyring = self.minter.keyring
         self.versions = current
+        self.clients.confirm(reached_at)
+
+    async def _follow_changes(self) -> None:
+        """Refresh on every change notification, and at least every
+        ``change_poll_interval`` seconds in case one was lost."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.changed.wait(), self.settings.change_poll_interval
+                )
+            self.changed.clear()
+            try:
+                await self.refresh()
+            except Exception as error:  # the store is down; the next run retries
+                logger.warning("refresh failed: %s", type(error).__name__)
 
     async def check_store(self) -> None:
         """Raise unless the database answers a trivial query within two
@@ -61,14 +80,16 @@ class Runtime:
                 await connection.exec_driver_sql("SELECT 1")
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
+        """Run ``job`` now, then every ``seconds``: a node that was down when
+        a rotation fell due rotates as it starts."""
         while True:
-            await asyncio.sleep(seconds)
             try:
                 result = job()
                 if asyncio.iscoroutine(result):
                     await result
             except Exception as error:  # keep the loop alive; the next run retries
                 logger.warning("background job failed: %s", type(error).__name__)
+            await asyncio.sleep(seconds)
 
     async def _maintain(self) -> None:
         """Rotate keys that are due, and forget revocations of tokens that
@@ -78,8 +99,15 @@ class Runtime:
         await self.revocations.purge_expired(int(self.clock()))
 
     def start_background(self) -> None:
-        interval = self.settings.change_poll_interval
-        self.tasks.append(asyncio.create_task(self._every(interval, self.refresh)))
+        self.tasks.append(asyncio.create_task(self._follow_changes()))
+        engine = self.node.engine
+        if engine.dialect.name == "postgresql":
+            listener = ChangeListener(
+                asyncpg_dsn(engine.url),
+                self.changed,
+                retry=self.settings.change_poll_interval,
+            )
+            self.tasks.append(asyncio.create_task(listener.run()))
         maintenance = min(60.0, self.settings.key_rotation_interval / 4)
         self.tasks.append(asyncio.create_task(self._every(maintenance, self._maintain)))
 
@@ -111,7 +139,11 @@ async def _assemble(
     await node.keys.ensure({settings.default_signing_alg})
     keyring = await node.keys.load()
     sessions, audit, keys = node.sessions, node.audit, node.keys
-    clients = ClientSnapshot(ClientRepository(sessions))
+    clients = ClientSnapshot(
+        ClientRepository(sessions),
+        clock=clock,
+        stale_after=settings.store_outage_grace,
+    )
     minter = AccessTokenMinter(
         settings.issuer,
         keyring,

@@ -41,7 +41,16 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 5})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10)
+    # Bounded waits: a database that is down or stuck makes a request fail
+    # (503) within seconds instead of hanging it. Pre-ping drops connections
+    # that died with a restarted server, so a node recovers by itself.
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        pool_timeout=5,
+        connect_args={"timeout": 3, "command_timeout": 10},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -70,7 +79,17 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+# Any constant, the same in every node: the lock migrations run under.
+_MIGRATION_LOCK = 0x7E55E7A
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest migration."""
+    """Bring the schema to the newest migration. Nodes starting together on
+    one PostgreSQL take turns: the first migrates, the rest find it done.
+    (SQLite's database lock does the same for the CLI and one server.)"""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql(
+                f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"
+            )
         await connection.run_sync(_upgrade)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.store.changes import bump
@@ -22,10 +25,26 @@ class KeyRepository:
             )
             return list(rows)
 
-    async def add(self, row: SigningKeyRow) -> None:
-        async with self._sessions.begin() as session:
-            session.add(row)
-            await bump(session, "keys")
+    async def add(
+        self,
+        row: SigningKeyRow,
+        still_needed: Callable[[list[SigningKeyRow]], bool] = lambda rows: True,
+    ) -> bool:
+        """Add the key unless ``still_needed``, shown every key as it stands
+        once this writer holds the lock, says another process already did the
+        same. Two nodes racing to rotate thus add exactly one key."""
+        try:
+            async with self._sessions.begin() as session:
+                # Bumping first takes the write lock (a row lock on
+                # PostgreSQL, the database lock on SQLite) before the read.
+                await bump(session, "keys")
+                rows = list(await session.scalars(select(SigningKeyRow)))
+                if not still_needed(rows):
+                    raise _NotNeeded
+                session.add(row)
+        except _NotNeeded:
+            return False
+        return True
 
     async def delete(self, kids: list[str]) -> None:
         if not kids:
@@ -42,6 +61,15 @@ class KeyRepository:
             return row.value if row else None
 
     async def set_master_key_check(self, value: bytes) -> None:
-        async with self._sessions.begin() as session:
-            if await session.get(MetaRow, MASTER_KEY_CHECK) is None:
-                session.add(MetaRow(name=MASTER_KEY_CHECK, value=value))
+        """Store the check value unless one is there; a node starting at the
+        same moment may win, and then its value is the one that counts."""
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(MetaRow, MASTER_KEY_CHECK) is None:
+                    session.add(MetaRow(name=MASTER_KEY_CHECK, value=value))
+        except IntegrityError:
+            pass
+
+
+class _NotNeeded(Exception):
+    """Rolls back an ``add`` that another process made unnecessary."""
