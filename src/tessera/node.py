@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tessera.config import Settings
+from tessera.core.audit import Audit
 from tessera.keys import master
 from tessera.keys.manager import KeyManager
 from tessera.server.audit import JsonLinesAudit
@@ -19,12 +21,20 @@ from tessera.store import database
 from tessera.store.keys import KeyRepository
 
 
+class AuditSink(Audit, Protocol):
+    """The audit a node owns, and closes when the node closes."""
+
+    def close(self) -> None:
+        """Write what is pending and release the destination."""
+        ...
+
+
 @dataclass
 class Node:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    audit: JsonLinesAudit
+    audit: AuditSink
     keys: KeyManager
     pepper: bytes
 
@@ -33,7 +43,12 @@ class Node:
         self.audit.close()
 
 
-async def open_node(settings: Settings, clock: Callable[[], float]) -> Node:
+async def open_node(
+    settings: Settings,
+    clock: Callable[[], float],
+    *,
+    wrap_audit: Callable[[AuditSink], AuditSink] | None = None,
+) -> Node:
     """Open and check everything; raises MasterKeyError on a wrong key."""
     derived = master.derive(
         master.load(
@@ -42,7 +57,11 @@ async def open_node(settings: Settings, clock: Callable[[], float]) -> Node:
         )
     )
     engine = database.create_engine(settings.resolved_database_url)
-    audit = JsonLinesAudit(settings.audit_log)
+    audit: AuditSink = JsonLinesAudit(settings.audit_log)
+    # Wrapped here, before the key manager takes it: the server counts key
+    # events as metrics (see server/metrics.py).
+    if wrap_audit is not None:
+        audit = wrap_audit(audit)
     try:
         await database.migrate(engine)
         sessions = database.sessions(engine)
@@ -56,8 +75,9 @@ async def open_node(settings: Settings, clock: Callable[[], float]) -> Node:
             clock=clock,
         )
         await keys.check_master_key()
+        pepper = await keys.secret_pepper(derived.secret_pepper)
     except BaseException:
         await engine.dispose()
         audit.close()
         raise
-    return Node(settings, engine, sessions, audit, keys, derived.secret_pepper)
+    return Node(settings, engine, sessions, audit, keys, pepper)

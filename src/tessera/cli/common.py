@@ -49,7 +49,8 @@ def operator_errors(command: Callable[..., T]) -> Callable[..., T]:
             raise click.ClickException(f"client {error} already exists") from None
         except ClientNotFound as error:
             raise click.ClickException(f"no client {error}") from None
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, OSError) as error:
+            # OSError: the driver could not connect at all (refused, timed out).
             raise click.ClickException(
                 f"the database is unavailable ({type(error).__name__})"
             ) from None

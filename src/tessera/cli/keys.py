@@ -1,9 +1,10 @@
-"""``tessera keys``: list and rotate signing keys."""
+"""``tessera keys``: list and rotate signing keys; change the master key."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import click
 
@@ -87,3 +88,35 @@ def generate_master_key() -> None:
     from tessera.keys.master import generate
 
     click.echo(generate())
+
+
+@keys.command(name="change-master-key")
+@click.option(
+    "--new-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding the new master key (base64url, 32 bytes).",
+)
+@operator_errors
+def change_master_key(new_key_file: Path) -> None:
+    """Reseal every private key under a new master key, in one transaction.
+
+    Opens the store with the current key (TESSERA_MASTER_KEY or
+    TESSERA_MASTER_KEY_FILE). Client secrets stay valid. Running nodes stop
+    issuing TESSERA_STORE_OUTAGE_GRACE seconds later unless restarted with
+    the new key. The key is read from a file, never from the command line,
+    where other users could see it."""
+    from tessera.keys.master import decode
+
+    settings = load_settings()
+    new_key = decode(new_key_file.read_text())
+
+    async def go() -> int:
+        async with operator(settings) as op:
+            return await op.keys.change_master_key(new_key, op.pepper)
+
+    count = run(go())
+    click.echo(
+        f"{count} keys resealed; restart every node with "
+        f"TESSERA_MASTER_KEY_FILE={new_key_file}"
+    )

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 from tessera.core.audit import Audit
-from tessera.keys import sealing
+from tessera.keys import master, sealing
 from tessera.keys.master import MasterKeyError
 from tessera.keys.ring import KeyRing, schedule
 from tessera.keys.signing import (
@@ -16,11 +16,12 @@ from tessera.keys.signing import (
     private_key_to_bytes,
     public_jwk,
 )
-from tessera.store.keys import KeyRepository
+from tessera.store.keys import MASTER_KEY_CHECK, PEPPER_ROW, KeyRepository
 from tessera.store.models import SigningKeyRow
 
 _CHECK_PLAINTEXT = b"tessera master key check v1"
 _CHECK_AAD = b"meta:master_key_check"
+_PEPPER_AAD = b"meta:pepper"
 
 
 class KeyManager:
@@ -60,6 +61,40 @@ class KeyManager:
                 "with; set TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE to the "
                 "original key"
             ) from None
+
+    async def secret_pepper(self, derived: bytes) -> bytes:
+        """The pepper client secrets are hashed under: the one derived from
+        the master key, unless a master-key change carried an older one
+        over (see ``change_master_key``)."""
+        sealed = await self._repository.meta(PEPPER_ROW)
+        if sealed is None:
+            return derived
+        return sealing.unseal(self._kek, sealed, _PEPPER_AAD)
+
+    async def change_master_key(self, new_master_key: bytes, pepper: bytes) -> int:
+        """Reseal every private key and the check value under a new master
+        key, in one transaction, and carry the current pepper over, sealed
+        under the new key: client secrets are stored only as hashes, so a new
+        pepper would invalidate every one of them. Returns the key count."""
+        new_kek = master.derive(new_master_key).key_encryption
+        if new_kek == self._kek:
+            raise MasterKeyError("the new master key is the current one")
+
+        def reseal(row: SigningKeyRow) -> bytes:
+            aad = row.kid.encode()
+            private = sealing.unseal(self._kek, row.sealed_private_key, aad)
+            return sealing.seal(new_kek, private, aad)
+
+        count = await self._repository.reseal(
+            reseal,
+            {
+                MASTER_KEY_CHECK: sealing.seal(new_kek, _CHECK_PLAINTEXT, _CHECK_AAD),
+                PEPPER_ROW: sealing.seal(new_kek, pepper, _PEPPER_AAD),
+            },
+        )
+        self._kek = new_kek
+        self._audit.emit("master_key.changed", keys=count)
+        return count
 
     async def load(self) -> KeyRing:
         entries = []

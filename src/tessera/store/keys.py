@@ -12,6 +12,7 @@ from tessera.store.changes import bump
 from tessera.store.models import MetaRow, SigningKeyRow
 
 MASTER_KEY_CHECK = "master_key_check"
+PEPPER_ROW = "pepper"
 
 
 class KeyRepository:
@@ -56,9 +57,29 @@ class KeyRepository:
             await bump(session, "keys")
 
     async def master_key_check(self) -> bytes | None:
+        return await self.meta(MASTER_KEY_CHECK)
+
+    async def meta(self, name: str) -> bytes | None:
         async with self._sessions() as session:
-            row = await session.get(MetaRow, MASTER_KEY_CHECK)
+            row = await session.get(MetaRow, name)
             return row.value if row else None
+
+    async def reseal(
+        self,
+        reseal: Callable[[SigningKeyRow], bytes],
+        meta: dict[str, bytes],
+    ) -> int:
+        """Replace every key's sealed value with ``reseal(row)`` and set the
+        ``meta`` values, in one transaction: a master-key change happens
+        whole or not at all. Returns how many keys were resealed."""
+        async with self._sessions.begin() as session:
+            await bump(session, "keys")
+            rows = list(await session.scalars(select(SigningKeyRow)))
+            for row in rows:
+                row.sealed_private_key = reseal(row)
+            for name, value in meta.items():
+                await session.merge(MetaRow(name=name, value=value))
+            return len(rows)
 
     async def set_master_key_check(self, value: bytes) -> None:
         """Store the check value unless one is there; a node starting at the
