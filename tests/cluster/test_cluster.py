@@ -57,15 +57,14 @@ def kids(node: RunningServer) -> list[str]:
     return sorted(key["kid"] for key in keys)
 
 
-def register(settings: Settings, client_id: str, **fields: object) -> str:
+def register(
+    settings: Settings,
+    client_id: str,
+    scopes: frozenset[str] = frozenset({"read", "write"}),
+) -> str:
     async def go() -> str:
         async with operator(settings) as op:
-            return await op.register(
-                client_id,
-                scopes=frozenset({"read", "write"}),
-                audiences=(AUDIENCE,),
-                **fields,
-            )
+            return await op.register(client_id, scopes=scopes, audiences=(AUDIENCE,))
 
     return asyncio.run(go())
 
