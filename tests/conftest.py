@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.private_postgres import PrivatePostgres
 from tests.support import RunningServer, running
 
 
@@ -19,3 +20,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def fresh_server(tmp_path: Path) -> Iterator[RunningServer]:
     """A server of the test's own, for tests that change global state."""
     yield from running(tmp_path / "tessera")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started PostgreSQL server of the test's own, which the test may stop
+    and restart; removed afterwards whatever state the test left it in."""
+    with PrivatePostgres.create() as database:
+        yield database

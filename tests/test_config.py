@@ -81,3 +81,15 @@ def test_a_bad_setting_stops_the_command_without_echoing_it(
     assert result.stderr.startswith("Error: invalid settings: ")
     assert value not in result.stderr
     assert not (tmp_path / "tessera.db").exists()
+
+
+def test_trusted_proxies_come_as_a_json_list_of_addresses_and_networks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TESSERA_TRUSTED_PROXIES", '["127.0.0.1", "10.0.0.0/8"]')
+
+    assert Settings().trusted_proxies == ["127.0.0.1", "10.0.0.0/8"]
+
+    monkeypatch.setenv("TESSERA_TRUSTED_PROXIES", '["10.0.0.1", "lb.internal"]')
+    with pytest.raises(ValueError, match="'lb.internal' is not an IP address"):
+        Settings()

@@ -3,6 +3,7 @@ optional TOML file named by ``TESSERA_CONFIG``, then passed down."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -84,6 +85,16 @@ class Settings(BaseSettings):
         if "?" in value or "#" in value:
             raise ValueError("the issuer URL must have no query or fragment")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
     def model_post_init(self, context: object) -> None:
         if not self.issuer:

@@ -48,6 +48,9 @@ def serve(host: str | None, port: int | None, issuer: str | None) -> None:
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
+        # Tessera reads X-Forwarded-For itself, from TESSERA_TRUSTED_PROXIES
+        # only; uvicorn would otherwise believe it from any loopback peer.
+        proxy_headers=False,
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -14,7 +14,8 @@
     ├── InvalidToken                invalid_token    401
     ├── InsufficientScope           insufficient_scope 403
     ├── ServerError                 server_error     500
-    └── TemporarilyUnavailable      temporarily_unavailable 503
+    ├── TemporarilyUnavailable      temporarily_unavailable 503
+    └── TooManyRequests             temporarily_unavailable 429
 
 ``description`` is safe to send to the client. ``detail`` is for logs only and
 never leaves the process. Each raise builds a fresh instance; nothing shared
@@ -22,6 +23,8 @@ is ever mutated.
 """
 
 from __future__ import annotations
+
+import math
 
 
 class OAuthError(Exception):
@@ -130,3 +133,24 @@ class TemporarilyUnavailable(OAuthError):
     status = 503
     default_description = "The service is temporarily unavailable."
     retry_after = 5
+
+
+class TooManyRequests(OAuthError):
+    """Over a rate limit, or a client id locked out after failed attempts.
+
+    RFC 6749 §5.2 has no code for this, so the body carries the registered
+    ``temporarily_unavailable`` ("try again later"), and the status (RFC 6585
+    §4) and ``Retry-After`` say how long. Rate limits and lockouts share one
+    description: the answer must not tell which ids exist or are locked."""
+
+    error = "temporarily_unavailable"
+    status = 429
+    default_description = "Too many requests; try again later."
+
+    def __init__(
+        self, wait: float, description: str | None = None, *, detail: str = ""
+    ) -> None:
+        super().__init__(description, detail=detail)
+        # Retry-After is whole seconds (RFC 9110 §10.2.3): round up, so a
+        # client that waits as told is not refused again.
+        self.retry_after = max(1, math.ceil(wait))

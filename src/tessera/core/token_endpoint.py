@@ -1,9 +1,13 @@
 """The token endpoint (RFC 6749 §3.2), as one ordered pipeline.
 
-    read_credentials → authenticate → check_grant_type → check_client_grant
+    check_source_rate → read_credentials → check_client_rate
+    → authenticate (refused while locked out; failures counted)
+    → check_grant_type → check_client_grant
     → resolve_scope → resolve_audiences → mint
 
 Each step raises the RFC 6749 §5.2 error that fits; the first to fail wins.
+The rate and lockout steps (see tessera.core.limits) come before any secret
+is checked, so a flood costs the node no hashing.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core.audit import Audit
-from tessera.core.client_auth import authenticate, read_credentials
+from tessera.core.client_auth import read_credentials
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import (
     InvalidClient,
@@ -23,6 +27,7 @@ from tessera.core.errors import (
     UnsupportedGrantType,
 )
 from tessera.core.form import Form
+from tessera.core.limits import Guard
 from tessera.core.minting import AccessTokenMinter
 from tessera.core.scopes import resolve_audiences, resolve_scope
 
@@ -42,22 +47,31 @@ class TokenEndpoint:
         *,
         pepper: bytes,
         audit: Audit,
+        guard: Guard,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clients = clients
         self._minter = minter
         self._pepper = pepper
         self._audit = audit
+        self._guard = guard
         self._clock = clock
 
-    async def handle(self, form: Form, authorization: str | None) -> TokenResponse:
+    async def handle(
+        self, form: Form, authorization: str | None, source: str
+    ) -> TokenResponse:
+        """``source`` is the address the request is counted against."""
         client_id = None
         try:
+            now = self._clock()
+            await self._guard.check_source_rate(source, now)
             grant_type = form.require("grant_type")
             credentials = read_credentials(authorization, form)
             client_id = credentials.client_id
-            now = self._clock()
-            client = await authenticate(credentials, self._clients, self._pepper, now)
+            await self._guard.check_client_rate(client_id, now)
+            client = await self._guard.authenticate(
+                credentials, self._clients, self._pepper, now
+            )
             check_grant_type(grant_type)
             check_client_grant(client, grant_type)
             return self._client_credentials(client, form, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -15,13 +16,41 @@ from starlette.routing import Route
 from tessera.config import Settings
 from tessera.server import discovery, endpoints
 from tessera.server.http import PostEndpoint, Receive, Scope, Send
-from tessera.server.runtime import start
+from tessera.server.metrics import CONTENT_TYPE
+from tessera.server.runtime import Runtime, start
+
+logger = logging.getLogger("tessera.server")
 
 _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def healthz(request: Request) -> Response:
+    """Liveness: the process answers. It never touches the database, so an
+    orchestrator does not restart a node only because the database is down."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers. Any failure, a hung database
+    included, is a 503, so a load balancer takes the node out of rotation
+    rather than reading a 500 as a bug."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        await runtime.check_store()
+    except Exception as error:
+        logger.warning("not ready: %s", type(error).__name__)
+        return JSONResponse(
+            {"status": "unavailable", "reason": "database"},
+            503,
+            headers={"Retry-After": "5", **_NO_STORE},
+        )
+    return JSONResponse({"status": "ready"}, headers=_NO_STORE)
+
+
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 class TesseraApp:
@@ -37,7 +66,11 @@ class TesseraApp:
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             runtime = await start(settings, clock)
             app.state.runtime = runtime
-            self.posts = endpoints.build(runtime)
+            posts = endpoints.build(runtime)
+            for path, endpoint in posts.items():
+                # Labelled by the path's last part: token, introspect, revoke.
+                endpoint.observe = runtime.metrics.observer(path.rsplit("/", 1)[1])
+            self.posts = posts
             if background:
                 runtime.start_background()
             try:
@@ -60,6 +93,8 @@ class TesseraApp:
                     methods=_ANY_METHOD,
                 ),
                 Route("/healthz", healthz),
+                Route("/readyz", readyz),
+                Route("/metrics", metrics),
             ],
             lifespan=lifespan,
         )

@@ -27,6 +27,10 @@ class ClientSource(Protocol):
         ...
 
 
+def _nothing() -> None:
+    pass
+
+
 class ClientSnapshot:
     def __init__(
         self,
@@ -34,12 +38,18 @@ class ClientSnapshot:
         *,
         clock: Callable[[], float] = time.time,
         stale_after: float = float("inf"),
+        on_hit: Callable[[], object] = _nothing,
+        on_miss: Callable[[], object] = _nothing,
     ) -> None:
         self._source = source
         self._clients: dict[str, Client] = {}
         self._clock = clock
         self._stale_after = stale_after
         self._valid_until = float("inf")
+        # Counted on every lookup, the metrics' cache hit ratio: each is a
+        # pre-bound counter's inc, as cheap as the lookup itself.
+        self._on_hit = on_hit
+        self._on_miss = on_miss
 
     def confirm(self, reached_at: float) -> None:
         """The store was read at ``reached_at`` and the snapshot matches it."""
@@ -52,7 +62,16 @@ class ClientSnapshot:
     async def get(self, client_id: str) -> Client | None:
         if self._clock() > self._valid_until:
             raise TemporarilyUnavailable(detail="client snapshot too old")
-        return self._clients.get(client_id)
+        client = self._clients.get(client_id)
+        if client is None:
+            self._on_miss()
+        else:
+            self._on_hit()
+        return client
+
+    def __contains__(self, client_id: object) -> bool:
+        """Whether the id is a client's; not counted as a lookup."""
+        return client_id in self._clients
 
     def __len__(self) -> int:
         return len(self._clients)

@@ -8,6 +8,7 @@ signature (see docs/benchmarks.md)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from tessera.core.errors import (
     RequestTooLarge,
     ServerError,
     TemporarilyUnavailable,
+    TooManyRequests,
 )
 from tessera.core.form import Form
 
@@ -65,7 +67,7 @@ def error_reply(error: OAuthError) -> Reply:
     headers = list(NO_STORE)
     if isinstance(error, InvalidClient) and error.basic:
         headers.append((b"www-authenticate", b'Basic realm="tessera", charset="UTF-8"'))
-    elif isinstance(error, TemporarilyUnavailable):
+    elif isinstance(error, TemporarilyUnavailable | TooManyRequests):
         headers.append((b"retry-after", str(error.retry_after).encode()))
     elif isinstance(error, MethodNotAllowed):
         headers.append((b"allow", b"POST"))
@@ -117,6 +119,9 @@ class Request:
 
 
 Handler = Callable[[Request], Awaitable[Reply]]
+# Told each reply's status and the seconds it took to make: how the server's
+# metrics see the endpoints without this module knowing of them.
+Observer = Callable[[int, float], None]
 
 
 class PostEndpoint:
@@ -124,10 +129,12 @@ class PostEndpoint:
     method, an OAuthError, a store that cannot answer (503), or a bug (a
     generic 500 whose detail stays in the log)."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, observe: Observer | None = None) -> None:
         self.handler = handler
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         try:
             if scope["method"] != "POST":
                 raise MethodNotAllowed()
@@ -140,4 +147,8 @@ class PostEndpoint:
         except Exception:
             logger.exception("unexpected failure in %s", scope.get("path"))
             reply = error_reply(ServerError())
+        if self.observe is not None:
+            # Before the reply goes out, so whoever has read a response and
+            # then asks for the metrics finds it counted.
+            self.observe(reply.status, time.perf_counter() - started)
         await reply.send(send)

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 
 from tessera.config import Settings
 from tessera.core.introspection import TokenInspector
+from tessera.core.limits import Guard
 from tessera.core.minting import AccessTokenMinter
 from tessera.core.token_endpoint import TokenEndpoint
 from tessera.keys.manager import KeyManager
-from tessera.node import Node, open_node
-from tessera.server.audit import JsonLinesAudit
+from tessera.node import AuditSink, Node, open_node
 from tessera.server.client_snapshot import ClientSnapshot
+from tessera.server.limits_redis import open_guard
+from tessera.server.metrics import Metrics
 from tessera.store.changes import versions
 from tessera.store.clients import ClientRepository
 from tessera.store.notifications import ChangeListener, asyncpg_dsn
@@ -29,7 +31,7 @@ logger = logging.getLogger("tessera.server")
 class Runtime:
     settings: Settings
     node: Node
-    audit: JsonLinesAudit
+    audit: AuditSink
     clients: ClientSnapshot
     keys: KeyManager
     minter: AccessTokenMinter
@@ -38,6 +40,8 @@ class Runtime:
     revocations: RevocationRepository
     clock: Callable[[], float]
     pepper: bytes
+    metrics: Metrics
+    guard: Guard
     versions: dict[str, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Set by a change notification (or a lost listener): reload now.
@@ -117,6 +121,7 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.guard.close()
         await self.node.close()
 
 
@@ -125,16 +130,17 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
 
     Raises MasterKeyError, never making new keys, when the master key does
     not match the database."""
-    node = await open_node(settings, clock)
+    metrics = Metrics()
+    node = await open_node(settings, clock, wrap_audit=metrics.metered_audit)
     try:
-        return await _assemble(settings, node, clock)
+        return await _assemble(settings, node, clock, metrics)
     except BaseException:
         await node.close()
         raise
 
 
 async def _assemble(
-    settings: Settings, node: Node, clock: Callable[[], float]
+    settings: Settings, node: Node, clock: Callable[[], float], metrics: Metrics
 ) -> Runtime:
     await node.keys.ensure({settings.default_signing_alg})
     keyring = await node.keys.load()
@@ -143,7 +149,10 @@ async def _assemble(
         ClientRepository(sessions),
         clock=clock,
         stale_after=settings.store_outage_grace,
+        on_hit=metrics.client_hit.inc,
+        on_miss=metrics.client_miss.inc,
     )
+    metrics.known_clients = clients
     minter = AccessTokenMinter(
         settings.issuer,
         keyring,
@@ -151,8 +160,9 @@ async def _assemble(
         default_ttl=settings.default_token_ttl,
         max_ttl=settings.max_token_ttl,
     )
+    guard = open_guard(settings, audit)
     endpoint = TokenEndpoint(
-        clients, minter, pepper=node.pepper, audit=audit, clock=clock
+        clients, minter, pepper=node.pepper, audit=audit, guard=guard, clock=clock
     )
     revocations = RevocationRepository(sessions)
     inspector = TokenInspector(
@@ -170,6 +180,8 @@ async def _assemble(
         revocations=revocations,
         clock=clock,
         pepper=node.pepper,
+        metrics=metrics,
+        guard=guard,
     )
     await runtime.refresh()
     return runtime
