@@ -133,6 +133,9 @@ def main() -> None:
             "TESSERA_AUDIT_LOG": os.devnull,
             "TESSERA_DEFAULT_SIGNING_ALG": args.alg,
             "TESSERA_LOG_LEVEL": "warning",
+            # Throughput is measured here, not the limits' refusals.
+            "TESSERA_RATE_LIMIT_PER_CLIENT": "0",
+            "TESSERA_RATE_LIMIT_PER_SOURCE": "0",
         }
         targets = {
             "bare": f"http://127.0.0.1:{bare_port}/",
