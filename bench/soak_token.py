@@ -91,6 +91,10 @@ def main() -> None:
             # Throughput is measured here, not the limits' refusals.
             "TESSERA_RATE_LIMIT_PER_CLIENT": "0",
             "TESSERA_RATE_LIMIT_PER_SOURCE": "0",
+            # One request in three has a wrong secret for the good client:
+            # with the lockout on, it would be locked within a second.
+            "TESSERA_AUTH_SLOWDOWN_AFTER": "1000000000",
+            "TESSERA_AUTH_LOCKOUT_AFTER": "1000000000",
         }
         sent = 0
         command = [sys.executable, "-m", "tessera", "serve"]
