@@ -84,8 +84,7 @@ def test_changing_the_master_key_keeps_keys_and_client_secrets(
 
     assert changed.returncode == 0, changed.stderr
     assert changed.stdout == (
-        f"1 keys resealed; restart every node with "
-        f"TESSERA_MASTER_KEY_FILE={new_key_file}\n"
+        "1 keys resealed under the new master key; restart every node with it\n"
     )
     with_new = {"TESSERA_MASTER_KEY": new_key}
     listed = tessera("keys", "list", "--json", env=with_new)

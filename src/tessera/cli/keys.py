@@ -117,6 +117,5 @@ def change_master_key(new_key_file: Path) -> None:
 
     count = run(go())
     click.echo(
-        f"{count} keys resealed; restart every node with "
-        f"TESSERA_MASTER_KEY_FILE={new_key_file}"
+        f"{count} keys resealed under the new master key; restart every node with it"
     )
