@@ -59,6 +59,7 @@ def wrong_secret(http: httpx.Client, client_id: str) -> httpx.Response:
         ("tessera_key_rotations_total", "counter"),
         ("tessera_keys_retired_total", "counter"),
         ("tessera_revocations_total", "counter"),
+        ("tessera_client_lockouts_total", "counter"),
     ],
 )
 def test_every_metric_is_published(http: httpx.Client, name: str, kind: str) -> None:

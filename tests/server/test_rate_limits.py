@@ -237,8 +237,9 @@ def test_failures_slow_down_then_lock_out_even_the_right_secret(
     for response in (first, second, third):
         assert_invalid_client(response)
     assert first_took < 0.25
-    assert 0.25 <= second_took < 0.5
-    assert 0.5 <= third_took < 1.0
+    # Upper bounds with room for a busy machine: the cap is 2 s.
+    assert 0.25 <= second_took < 0.45 + 0.3
+    assert 0.5 <= third_took < 0.95 + 0.3
     assert_too_many(locked, "2")
     assert_too_many(locked_introspection, "2")
     assert unlocked.status_code == 200, unlocked.text
@@ -247,6 +248,8 @@ def test_failures_slow_down_then_lock_out_even_the_right_secret(
     assert set(lock) == {"ts", "event", "client_id", "failures", "until"}
     assert lock["failures"] == 3
     assert lock["ts"] < lock["until"] <= lock["ts"] + 2
+    metrics = httpx.get(guarded.url("/metrics")).text
+    assert "tessera_client_lockouts_total 1.0" in metrics.splitlines()
     denied = events(guarded, "token.denied", client_id, 4)
     assert [(event["error"], event["reason"]) for event in denied] == [
         ("invalid_client", "wrong secret"),

@@ -108,6 +108,10 @@ class Metrics:
             "tessera_keys_retired_total",
             "Signing keys deleted after their last token expired.",
         )
+        self._lockouts = counter(
+            "tessera_client_lockouts_total",
+            "Client ids locked out after repeated failed authentication.",
+        )
         self._duration = Histogram(
             "tessera_http_request_duration_seconds",
             "Time to answer a request to an OAuth POST endpoint.",
@@ -136,6 +140,7 @@ class Metrics:
             "token.revoked": lambda fields: self._revocations.inc(),
             "key.created": self._count_key_created,
             "key.retired": lambda fields: self._retired.inc(),
+            "client.locked_out": lambda fields: self._lockouts.inc(),
         }
 
     def metered_audit(self, inner: AuditSink) -> MeteredAudit:
