@@ -170,7 +170,9 @@ async def test_each_write_bumps_the_clients_version_once(
     await repository.delete(MINIMAL.client_id)
     seen.append(await versions(sessions))
 
-    assert seen == [{"clients": n, "keys": 0, "revocations": 0} for n in range(4)]
+    assert seen == [
+        {"clients": n, "keys": 0, "policies": 0, "revocations": 0} for n in range(4)
+    ]
 
 
 async def test_reads_and_failed_writes_leave_the_version_alone(
@@ -195,6 +197,7 @@ async def test_reads_and_failed_writes_leave_the_version_alone(
         == {
             "clients": 1,
             "keys": 0,
+            "policies": 0,
             "revocations": 0,
         }
     )

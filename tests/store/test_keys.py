@@ -69,7 +69,12 @@ async def test_add_and_delete_bump_the_keys_version(
     await repository.delete(["a"])
     await repository.delete([])
 
-    assert await versions(sessions) == {"clients": 0, "keys": 3, "revocations": 0}
+    assert await versions(sessions) == {
+        "clients": 0,
+        "keys": 3,
+        "policies": 0,
+        "revocations": 0,
+    }
 
 
 async def test_master_key_check_is_written_once(
@@ -81,4 +86,9 @@ async def test_master_key_check_is_written_once(
     await repository.set_master_key_check(b"second")
 
     assert await repository.master_key_check() == b"first"
-    assert await versions(sessions) == {"clients": 0, "keys": 0, "revocations": 0}
+    assert await versions(sessions) == {
+        "clients": 0,
+        "keys": 0,
+        "policies": 0,
+        "revocations": 0,
+    }

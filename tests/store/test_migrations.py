@@ -21,6 +21,8 @@ TABLES = {
     "revoked_tokens",
     "signing_keys",
     "state_versions",
+    "trust_policies",
+    "used_assertions",
 }
 
 
@@ -50,6 +52,7 @@ async def test_migrate_creates_the_schema_at_head(engine: AsyncEngine) -> None:
     assert await versions(database.sessions(engine)) == {
         "clients": 0,
         "keys": 0,
+        "policies": 0,
         "revocations": 0,
     }
 
@@ -66,6 +69,7 @@ async def test_migrate_twice_changes_nothing(engine: AsyncEngine) -> None:
     assert await versions(database.sessions(engine)) == {
         "clients": 0,
         "keys": 7,
+        "policies": 0,
         "revocations": 0,
     }
 

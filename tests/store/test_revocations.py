@@ -49,7 +49,12 @@ async def test_each_new_revocation_bumps_the_version(
     await repository.revoke("jti-1", "app", expires_at=200, now=100)
     await repository.revoke("jti-2", "app", expires_at=200, now=100)
 
-    assert await versions(sessions) == {"clients": 0, "keys": 0, "revocations": 2}
+    assert await versions(sessions) == {
+        "clients": 0,
+        "keys": 0,
+        "policies": 0,
+        "revocations": 2,
+    }
 
 
 @pytest.mark.parametrize(

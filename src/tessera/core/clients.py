@@ -22,6 +22,12 @@ class Client:
     # A protected resource that may introspect tokens meant for one of its
     # audiences (RFC 7662 §4); every client may introspect its own tokens.
     may_introspect: bool = False
+    # How it authenticates: "client_secret" (basic or post), or
+    # "private_key_jwt" (RFC 7523 §2.2) with its public keys given inline
+    # (``jwks``, a JWK Set as JSON text) or at ``jwks_uri``.
+    auth_method: str = "client_secret"
+    jwks: str | None = None
+    jwks_uri: str | None = None
 
     @classmethod
     def register(

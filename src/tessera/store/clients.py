@@ -28,6 +28,9 @@ def to_client(row: ClientRow) -> Client:
         signing_alg=row.signing_alg,
         disabled=row.disabled,
         may_introspect=row.may_introspect,
+        auth_method=row.auth_method,
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
     )
 
 
@@ -128,4 +131,7 @@ def _columns(client: Client) -> dict[str, object]:
         "signing_alg": client.signing_alg,
         "disabled": client.disabled,
         "may_introspect": client.may_introspect,
+        "auth_method": client.auth_method,
+        "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri,
     }

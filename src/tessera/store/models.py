@@ -28,8 +28,51 @@ class ClientRow(Base):
     signing_alg: Mapped[str | None] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     may_introspect: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "client_secret", or "private_key_jwt" with keys inline or at a URL.
+    auth_method: Mapped[str] = mapped_column(
+        String(32), default="client_secret", server_default="client_secret"
+    )
+    jwks: Mapped[str | None] = mapped_column(Text)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TrustPolicyRow(Base):
+    """Which external issuer's tokens are exchanged for what; see
+    tessera.core.federation."""
+
+    __tablename__ = "trust_policies"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issuer: Mapped[str] = mapped_column(Text)
+    # The audience the external token must carry.
+    audience: Mapped[str] = mapped_column(Text)
+    profile: Mapped[str | None] = mapped_column(String(32))
+    # A JWK Set to use instead of the issuer's discovery, as JSON.
+    pinned_jwks: Mapped[str | None] = mapped_column(Text)
+    # JSON list of {"claim", "match", "values"}.
+    conditions: Mapped[str] = mapped_column(Text)
+    # What a match grants; space-separated lists, as on the wire.
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    audiences: Mapped[str] = mapped_column(Text, default="")
+    max_ttl: Mapped[int | None] = mapped_column(Integer)
+    # The issued token's sub: a template over the external token's claims.
+    subject: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsedAssertionRow(Base):
+    """A client assertion's jti, kept until the assertion expires, so that
+    a replay is refused on every node (RFC 7523 §3)."""
+
+    __tablename__ = "used_assertions"
+
+    # SHA-256 (hex) of the client id and the jti: bounded length.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class SigningKeyRow(Base):
