@@ -4,7 +4,12 @@ import base64
 
 import pytest
 
-from tessera.core.client_auth import Credentials, authenticate, read_credentials
+from tessera.core.client_auth import (
+    Credentials,
+    authenticate,
+    loggable_client_id,
+    read_credentials,
+)
 from tessera.core.errors import InvalidClient, InvalidRequest
 from tessera.core.form import Form
 from tessera.core.secrets import generate_secret, hash_secret
@@ -285,3 +290,28 @@ async def test_authenticate_looks_up_a_128_character_client_id() -> None:
         await authenticate(post("a" * 128, CURRENT), directory, PEPPER, NOW)
 
     assert directory.lookups == ["a" * 128]
+
+
+@pytest.mark.parametrize(
+    ("presented", "shown"),
+    [
+        ("ci-deployer", "ci-deployer"),
+        (None, None),
+        # A secret, a JWT or junk in the id field is shown only as a digest.
+        (generate_secret(), "sha256:"),
+        ("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "sha256:"),
+        ("x" * 129, "sha256:"),
+        ("a b", "sha256:"),
+    ],
+)
+def test_the_audit_log_shows_only_well_formed_client_ids(
+    presented: str | None, shown: str | None
+) -> None:
+    logged = loggable_client_id(presented)
+
+    if shown is None or not shown.startswith("sha256:"):
+        assert logged == shown
+    else:
+        assert logged is not None and logged.startswith("sha256:")
+        assert len(logged) == len("sha256:") + 16
+        assert presented is not None and presented not in logged

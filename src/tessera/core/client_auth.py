@@ -8,6 +8,7 @@ work, and fail with the same error, so responses reveal no client ids.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
@@ -15,7 +16,7 @@ from urllib.parse import unquote_plus
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidClient, InvalidRequest
 from tessera.core.form import Form
-from tessera.core.secrets import secret_matches
+from tessera.core.secrets import looks_like_secret, secret_matches
 
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _DUMMY_HASH = b"\0" * 32
@@ -47,6 +48,24 @@ def read_credentials(authorization: str | None, form: Form) -> Credentials:
             raise InvalidRequest("The client_id parameter is missing.")
         return Credentials(body_id, body_secret, "client_secret_post")
     raise InvalidClient(detail="no client authentication")
+
+
+def loggable_client_id(presented: str | None) -> str | None:
+    """The presented client id as the audit log may show it. A well-formed
+    id is shown as it is; anything else (a token or a secret pasted into the
+    wrong field, a megabyte of junk) only as a digest, so the log never
+    holds a credential."""
+    if presented is None:
+        return None
+    if (
+        _CLIENT_ID.match(presented)
+        and not looks_like_secret(presented)
+        # A JWT starts with the base64url of '{"'.
+        and not presented.startswith("eyJ")
+    ):
+        return presented
+    digest = hashlib.sha256(presented.encode("utf-8", "replace")).hexdigest()
+    return "sha256:" + digest[:16]
 
 
 def _parse_basic(authorization: str) -> Credentials:

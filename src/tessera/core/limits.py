@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tessera.core.audit import Audit
-from tessera.core.client_auth import Credentials, authenticate
+from tessera.core.client_auth import Credentials, authenticate, loggable_client_id
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidClient, TooManyRequests
 
@@ -197,7 +197,7 @@ class Guard:
             await self._limiter.lock(client_id, until, now)
             self._audit.emit(
                 "client.locked_out",
-                client_id=client_id,
+                client_id=loggable_client_id(client_id),
                 failures=failures,
                 until=round(until, 3),
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from tessera.core.clients import Client
 from tessera.keys.ring import KeyRing
@@ -42,20 +43,45 @@ class AccessTokenMinter:
         *,
         subject: str | None = None,
     ) -> IssuedToken:
-        """A signed access token; ``scope`` is the space-separated claim value,
-        left out when empty."""
-        key = self.keyring.signing_key(client.signing_alg or self._default_alg, now)
-        ttl = min(client.token_ttl or self._default_ttl, self._max_ttl)
+        """A signed access token for ``client``; ``scope`` is the
+        space-separated claim value, left out when empty."""
+        return self.mint_for(
+            client.client_id,
+            subject or client.client_id,
+            scope,
+            audiences,
+            now,
+            alg=client.signing_alg,
+            ttl=client.token_ttl,
+        )
+
+    def mint_for(
+        self,
+        client_id: str,
+        subject: str,
+        scope: str,
+        audiences: tuple[str, ...],
+        now: float,
+        *,
+        alg: str | None = None,
+        ttl: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> IssuedToken:
+        """A signed access token; ``ttl`` is capped at the server's maximum,
+        and ``extra`` claims never replace the registered ones."""
+        key = self.keyring.signing_key(alg or self._default_alg, now)
+        ttl = min(ttl or self._default_ttl, self._max_ttl)
         issued_at = int(now)
         jti = secrets.token_urlsafe(16)
         claims = {
+            **(extra or {}),
             "iss": self.issuer,
-            "sub": subject or client.client_id,
+            "sub": subject,
             "aud": audiences[0] if len(audiences) == 1 else list(audiences),
             "exp": issued_at + ttl,
             "iat": issued_at,
             "jti": jti,
-            "client_id": client.client_id,
+            "client_id": client_id,
         }
         if scope:
             claims["scope"] = scope

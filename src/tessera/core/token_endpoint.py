@@ -5,6 +5,9 @@
     → check_grant_type → check_client_grant
     → resolve_scope → resolve_audiences → mint
 
+The federated grants (token exchange, JWT bearer) may come without client
+credentials; after the grant checks they go on in tessera.core.exchange.
+
 Each step raises the RFC 6749 §5.2 error that fits; the first to fail wins.
 The rate and lockout steps (see tessera.core.limits) come before any secret
 is checked, so a flood costs the node no hashing.
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core.audit import Audit
-from tessera.core.client_auth import read_credentials
+from tessera.core.client_auth import loggable_client_id, read_credentials
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import (
     InvalidClient,
@@ -26,12 +29,13 @@ from tessera.core.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from tessera.core.exchange import FEDERATED_GRANT_TYPES, FederatedGrants
 from tessera.core.form import Form
 from tessera.core.limits import Guard
 from tessera.core.minting import AccessTokenMinter
 from tessera.core.scopes import resolve_audiences, resolve_scope
 
-SUPPORTED_GRANT_TYPES = frozenset({"client_credentials"})
+SUPPORTED_GRANT_TYPES = frozenset({"client_credentials"}) | FEDERATED_GRANT_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ class TokenEndpoint:
         pepper: bytes,
         audit: Audit,
         guard: Guard,
+        federated: FederatedGrants | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clients = clients
@@ -55,6 +60,7 @@ class TokenEndpoint:
         self._pepper = pepper
         self._audit = audit
         self._guard = guard
+        self._federated = federated
         self._clock = clock
 
     async def handle(
@@ -66,24 +72,44 @@ class TokenEndpoint:
             now = self._clock()
             await self._guard.check_source_rate(source, now)
             grant_type = form.require("grant_type")
-            credentials = read_credentials(authorization, form)
-            client_id = credentials.client_id
-            await self._guard.check_client_rate(client_id, now)
-            client = await self._guard.authenticate(
-                credentials, self._clients, self._pepper, now
-            )
+            client = None
+            if grant_type not in FEDERATED_GRANT_TYPES or offers_credentials(
+                authorization, form
+            ):
+                credentials = read_credentials(authorization, form)
+                client_id = credentials.client_id
+                await self._guard.check_client_rate(client_id, now)
+                client = await self._guard.authenticate(
+                    credentials, self._clients, self._pepper, now
+                )
             check_grant_type(grant_type)
-            check_client_grant(client, grant_type)
+            if client is not None:
+                check_client_grant(client, grant_type)
+            if grant_type in FEDERATED_GRANT_TYPES and self._federated is None:
+                raise UnsupportedGrantType(detail="federation not configured")
+        except OAuthError as error:
+            self._deny(error, client_id)
+            raise
+
+        if self._federated is not None and grant_type in FEDERATED_GRANT_TYPES:
+            # Audits its own outcome, naming the policies it tried.
+            grant = await self._federated.handle(grant_type, form, client, now)
+            return TokenResponse(grant.body)
+        assert client is not None
+        try:
             return self._client_credentials(client, form, now)
         except OAuthError as error:
-            self._audit.emit(
-                "token.denied",
-                client_id=client_id,
-                error=error.error,
-                reason=error.detail or error.description,
-                authentication_failed=isinstance(error, InvalidClient),
-            )
+            self._deny(error, client_id)
             raise
+
+    def _deny(self, error: OAuthError, client_id: str | None) -> None:
+        self._audit.emit(
+            "token.denied",
+            client_id=loggable_client_id(client_id),
+            error=error.error,
+            reason=error.detail or error.description,
+            authentication_failed=isinstance(error, InvalidClient),
+        )
 
     def _client_credentials(
         self, client: Client, form: Form, now: float
@@ -113,6 +139,15 @@ class TokenEndpoint:
         if scope:
             body["scope"] = scope
         return TokenResponse(body)
+
+
+def offers_credentials(authorization: str | None, form: Form) -> bool:
+    """Whether the request says who its client is. The federated grants may
+    come without a client: the external token is the credential."""
+    return authorization is not None or any(
+        form.get(name) is not None
+        for name in ("client_id", "client_secret", "client_assertion")
+    )
 
 
 def check_grant_type(grant_type: str) -> None:
