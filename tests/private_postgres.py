@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -48,6 +49,14 @@ def find_binaries() -> Path:
     pytest.skip(f"PostgreSQL server binaries ({', '.join(REQUIRED)}) not found")
 
 
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,6 +85,8 @@ class PrivatePostgres:
         as_root = os.geteuid() == 0
         if as_root and not shutil.which("runuser"):
             pytest.skip("running as root, and runuser is missing to drop to postgres")
+        if as_root and not _user_exists(OS_USER):
+            pytest.skip(f"running as root, and there is no {OS_USER!r} OS user")
         folder = Path(tempfile.mkdtemp(prefix="tessera-pg-", dir=base_dir))
         server = cls(folder, free_port(), binaries)
         try:
