@@ -109,6 +109,10 @@ def test_list_prints_clients_without_secrets(
 
 
 REFUSED_CREATES = {
+    "reserved client id": (
+        ["policy:deploy", "--audience", "https://api.example"],
+        "Error: Invalid value for CLIENT_ID: ids starting with 'policy:' are reserved",
+    ),
     "invalid client id": (
         ["bad name!", "--audience", "https://api.example"],
         "Error: Invalid value for CLIENT_ID: "

@@ -13,6 +13,7 @@ import click
 
 from tessera.cli.common import load_settings, operator_errors, run
 from tessera.cli.context import operator
+from tessera.core.exchange import POLICY_CLIENT_PREFIX
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import generate_secret, hash_secret
 from tessera.keys.signing import ALGORITHMS
@@ -147,6 +148,12 @@ def create(
     if not _CLIENT_ID.match(client_id):
         raise click.BadParameter(
             "use letters, digits and . _ : - (at most 128)", param_hint="CLIENT_ID"
+        )
+    if client_id.startswith(POLICY_CLIENT_PREFIX):
+        # The client_id of tokens issued under a trust policy, to no client.
+        raise click.BadParameter(
+            f"ids starting with {POLICY_CLIENT_PREFIX!r} are reserved",
+            param_hint="CLIENT_ID",
         )
     scopes = _scopes(scope)
     defaults = _scopes(default_scope) if default_scope else scopes

@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidRequest
+from tessera.core.exchange import POLICY_CLIENT_PREFIX, PolicyDirectory
 from tessera.keys.ring import KeyRing
 from tessera.keys.signing import ALGORITHMS
 
@@ -42,12 +43,14 @@ class TokenInspector:
         revocations: RevocationStore,
         clients: ClientDirectory,
         *,
+        policies: PolicyDirectory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer
         self.keyring = keyring
         self._revocations = revocations
         self._clients = clients
+        self._policies = policies
         self._clock = clock
         self._key_set: tuple[str, KeySet] | None = None
 
@@ -89,11 +92,22 @@ class TokenInspector:
             return INACTIVE
         if await self._revocations.is_revoked(claims["jti"]):
             return INACTIVE
-        # A token outlives neither its client's deletion nor its disabling.
-        owner = await self._clients.get(claims["client_id"])
-        if owner is None or owner.disabled:
+        # A token outlives neither its client's deletion nor its disabling;
+        # nor, for a federated token, its trust policy's.
+        if not await self._owner_active(claims):
             return INACTIVE
         return {"active": True, "token_type": "Bearer", **claims}
+
+    async def _owner_active(self, claims: dict[str, Any]) -> bool:
+        policy_name = claims.get("trust_policy")
+        if isinstance(policy_name, str) and self._policies is not None:
+            policy = self._policies.get(policy_name)
+            if policy is None or policy.disabled:
+                return False
+            if claims["client_id"].startswith(POLICY_CLIENT_PREFIX):
+                return True
+        owner = await self._clients.get(claims["client_id"])
+        return owner is not None and not owner.disabled
 
     async def revoke(self, token: str, caller: Client) -> bool:
         """Revoke the token; False when there was nothing to revoke. RFC 7009
