@@ -39,7 +39,11 @@ def test_metadata_names_the_issuer_and_its_endpoints(
         "jwks_uri": issuer + "/oauth2/jwks",
         "introspection_endpoint": issuer + "/oauth2/introspect",
         "revocation_endpoint": issuer + "/oauth2/revoke",
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": [
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,

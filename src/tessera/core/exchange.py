@@ -110,7 +110,8 @@ class FederatedGrants:
             audiences = resolve_audiences(
                 form.get_all("resource"), form.get_all("audience"), policy
             )
-        except OAuthError as error:
+        except OAuthError as raised:
+            error = for_grant(grant_type, raised)
             self._audit.emit(
                 "token.denied",
                 grant_type=grant_type,
@@ -122,7 +123,9 @@ class FederatedGrants:
                 reason=error.detail or error.description,
                 authentication_failed=False,
             )
-            raise
+            if error is raised:
+                raise
+            raise error from None
         return self._issue(grant_type, policy, external, client, scopes, audiences, now)
 
     def _load_policies(self, token: str) -> list[TrustPolicy]:
@@ -206,6 +209,17 @@ class FederatedGrants:
         if scope:
             body["scope"] = scope
         return Grant(body)
+
+
+def for_grant(grant_type: str, error: OAuthError) -> OAuthError:
+    """The error as the grant's RFC names it. RFC 7523 §3.1 answers a bad
+    assertion with invalid_grant; RFC 8693 §2.2.2 answers a subject token
+    that is invalid, or unacceptable under policy, with invalid_request."""
+    if grant_type == TOKEN_EXCHANGE and isinstance(error, InvalidGrant):
+        return InvalidRequest(
+            "The subject token is invalid or not acceptable.", detail=error.detail
+        )
+    return error
 
 
 def read_subject_token(grant_type: str, form: Form) -> str:

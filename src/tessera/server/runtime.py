@@ -10,18 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tessera.config import Settings
+from tessera.core.exchange import FederatedGrants
 from tessera.core.introspection import TokenInspector
 from tessera.core.limits import Guard
 from tessera.core.minting import AccessTokenMinter
 from tessera.core.token_endpoint import TokenEndpoint
+from tessera.federation.external_token import ExternalIssuers
 from tessera.keys.manager import KeyManager
 from tessera.node import AuditSink, Node, open_node
 from tessera.server.client_snapshot import ClientSnapshot
 from tessera.server.limits_redis import open_guard
 from tessera.server.metrics import Metrics
+from tessera.server.policy_snapshot import PolicySnapshot
 from tessera.store.changes import versions
 from tessera.store.clients import ClientRepository
 from tessera.store.notifications import ChangeListener, asyncpg_dsn
+from tessera.store.policies import PolicyRepository
 from tessera.store.revocations import RevocationRepository
 
 logger = logging.getLogger("tessera.server")
@@ -42,6 +46,8 @@ class Runtime:
     pepper: bytes
     metrics: Metrics
     guard: Guard
+    policies: PolicySnapshot
+    external: ExternalIssuers
     versions: dict[str, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Set by a change notification (or a lost listener): reload now.
@@ -56,6 +62,8 @@ class Runtime:
         current = await versions(self.node.sessions)
         if current.get("clients") != self.versions.get("clients"):
             await self.clients.reload()
+        if current.get("policies") != self.versions.get("policies"):
+            await self.policies.reload()
         if current.get("keys") != self.versions.get("keys"):
             self.minter.keyring = await self.keys.load()
             self.inspector.keyring = self.minter.keyring
@@ -122,6 +130,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.guard.close()
+        await self.external.aclose()
         await self.node.close()
 
 
@@ -161,12 +170,21 @@ async def _assemble(
         max_ttl=settings.max_token_ttl,
     )
     guard = open_guard(settings, audit)
+    policies = PolicySnapshot(PolicyRepository(sessions))
+    external = ExternalIssuers(clock=clock)
+    federated = FederatedGrants(policies, external, minter, audit=audit, clock=clock)
     endpoint = TokenEndpoint(
-        clients, minter, pepper=node.pepper, audit=audit, guard=guard, clock=clock
+        clients,
+        minter,
+        pepper=node.pepper,
+        audit=audit,
+        guard=guard,
+        federated=federated,
+        clock=clock,
     )
     revocations = RevocationRepository(sessions)
     inspector = TokenInspector(
-        settings.issuer, keyring, revocations, clients, clock=clock
+        settings.issuer, keyring, revocations, clients, policies=policies, clock=clock
     )
     runtime = Runtime(
         settings=settings,
@@ -182,6 +200,8 @@ async def _assemble(
         pepper=node.pepper,
         metrics=metrics,
         guard=guard,
+        policies=policies,
+        external=external,
     )
     await runtime.refresh()
     return runtime

@@ -79,7 +79,11 @@ class StaticKeys:
 
 
 class DiscoveredKeys:
-    """The key set of ``issuer``, found through its metadata and cached."""
+    """The key set of ``issuer``, found through its metadata and cached.
+
+    ``fetch_timeout``, when given, bounds each fetch (metadata and JWK Set
+    together) in seconds; a fetch that overruns fails like any other.
+    """
 
     def __init__(
         self,
@@ -89,12 +93,14 @@ class DiscoveredKeys:
         client: Callable[[], httpx.AsyncClient],
         clock: Callable[[], float],
         refresh_interval: float,
+        fetch_timeout: float | None = None,
     ) -> None:
         self._issuer = check_url(issuer, "issuer")
         self._algorithms = algorithms
         self._client = client
         self._clock = clock
         self._refresh_interval = refresh_interval
+        self._fetch_timeout = fetch_timeout
 
         self.introspection_endpoint: str | None = None
         self._jwks_uri: str | None = None
@@ -136,7 +142,7 @@ class DiscoveredKeys:
             # waiter then fetches for itself.
             self._last_attempt = now
             try:
-                keys, lifetime = await self._fetch()
+                keys, lifetime = await self._fetch_in_time()
             except FetchError as exc:
                 self._fetches_done += 1
                 self._fail(now, str(exc))
@@ -154,6 +160,16 @@ class DiscoveredKeys:
         self._jwks_uri = None
         if self._keys is not None:
             self._expires_at = now + self._refresh_interval
+
+    async def _fetch_in_time(self) -> tuple[KeySet, float]:
+        # HTTP client timeouts bound each read, not a response sent slowly in
+        # small pieces; ``fetch_timeout`` bounds metadata and JWK Set together.
+        try:
+            async with asyncio.timeout(self._fetch_timeout):
+                return await self._fetch()
+        except TimeoutError:
+            timeout = self._fetch_timeout
+            raise FetchError(f"issuer keys not fetched within {timeout:g}s") from None
 
     async def _fetch(self) -> tuple[KeySet, float]:
         client = self._client()

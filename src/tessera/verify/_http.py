@@ -31,8 +31,8 @@ class Reply:
     body: bytes
 
 
-def new_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+def new_client(timeout: float = TIMEOUT_SECONDS) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
 
 def check_url(url: object, what: str) -> str:

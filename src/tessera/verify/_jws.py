@@ -42,10 +42,6 @@ _PADDING = (b"", b"", b"==", b"=")
 # in its last quantum: the ones whose unused low bits are zero.
 _CANONICAL_LAST = (b"", b"", b"AQgw", b"AEIMQUYcgkosw048")
 
-# RFC 9068 §4: the media type may be written with or without "application/",
-# and media types compare case-insensitively.
-_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-
 
 @dataclass(frozen=True, slots=True)
 class JoseHeader:
@@ -164,9 +160,27 @@ def _decode_compact(text: str) -> Any:
     return value
 
 
-def parse_header(segment: bytes, algorithms: frozenset[str]) -> JoseHeader:
+def _media_types(typ: str) -> frozenset[str]:
+    # RFC 7515 §4.1.9: "application/" may be left out of the media type, and
+    # media types compare case-insensitively.
+    name = typ.lower()
+    return frozenset({name, "application/" + name})
+
+
+_ACCESS_TOKEN_TYPES = _media_types("at+jwt")
+
+
+def parse_header(
+    segment: bytes,
+    algorithms: frozenset[str],
+    *,
+    typ: str = "at+jwt",
+    typ_required: bool = True,
+) -> JoseHeader:
     """Decode the JOSE header and apply every check that needs no key.
 
+    ``typ`` names the one media type accepted (RFC 9068 §4: access tokens by
+    default); ``typ_required=False`` also accepts a header without ``typ``.
     ``jwk``, ``jku``, ``x5u`` and ``x5c`` are never read: the key always comes
     from the issuer's own key set.
     """
@@ -176,9 +190,12 @@ def parse_header(segment: bytes, algorithms: frozenset[str]) -> JoseHeader:
     if type(alg) is not str or alg not in algorithms:
         raise InvalidToken(detail=f"alg {shown(alg)} is not allowed")
 
-    typ = header.get("typ")
-    if type(typ) is not str or typ.lower() not in _ACCESS_TOKEN_TYPES:
-        raise InvalidToken(detail=f"typ {shown(typ)} is not at+jwt")
+    # A missing typ, where allowed, reads as the expected one; "typ": null
+    # is still refused.
+    types = _ACCESS_TOKEN_TYPES if typ == "at+jwt" else _media_types(typ)
+    value = header.get("typ", None if typ_required else typ)
+    if type(value) is not str or value.lower() not in types:
+        raise InvalidToken(detail=f"typ {shown(value)} is not {typ}")
 
     # RFC 7515 §4.1.11: no extension is understood here, so any "crit" fails.
     if "crit" in header:
