@@ -171,7 +171,8 @@ async def test_each_write_bumps_the_clients_version_once(
     seen.append(await versions(sessions))
 
     assert seen == [
-        {"clients": n, "keys": 0, "policies": 0, "revocations": 0} for n in range(4)
+        {"clients": n, "keys": 0, "policies": 0, "revocations": 0, "users": 0}
+        for n in range(4)
     ]
 
 
@@ -199,5 +200,6 @@ async def test_reads_and_failed_writes_leave_the_version_alone(
             "keys": 0,
             "policies": 0,
             "revocations": 0,
+            "users": 0,
         }
     )

@@ -74,6 +74,7 @@ async def test_add_and_delete_bump_the_keys_version(
         "keys": 3,
         "policies": 0,
         "revocations": 0,
+        "users": 0,
     }
 
 
@@ -91,4 +92,5 @@ async def test_master_key_check_is_written_once(
         "keys": 0,
         "policies": 0,
         "revocations": 0,
+        "users": 0,
     }

@@ -16,13 +16,19 @@ from tessera.store.models import Base
 
 TABLES = {
     "alembic_version",
+    "authorization_codes",
+    "authorization_requests",
+    "browser_sessions",
     "clients",
+    "consents",
     "meta",
+    "refresh_tokens",
     "revoked_tokens",
     "signing_keys",
     "state_versions",
     "trust_policies",
     "used_assertions",
+    "users",
 }
 
 
@@ -54,6 +60,7 @@ async def test_migrate_creates_the_schema_at_head(engine: AsyncEngine) -> None:
         "keys": 0,
         "policies": 0,
         "revocations": 0,
+        "users": 0,
     }
 
 
@@ -71,6 +78,7 @@ async def test_migrate_twice_changes_nothing(engine: AsyncEngine) -> None:
         "keys": 7,
         "policies": 0,
         "revocations": 0,
+        "users": 0,
     }
 
 

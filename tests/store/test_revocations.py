@@ -54,6 +54,7 @@ async def test_each_new_revocation_bumps_the_version(
         "keys": 0,
         "policies": 0,
         "revocations": 2,
+        "users": 0,
     }
 
 

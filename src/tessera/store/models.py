@@ -34,8 +34,97 @@ class ClientRow(Base):
     )
     jwks: Mapped[str | None] = mapped_column(Text)
     jwks_uri: Mapped[str | None] = mapped_column(Text)
+    # Space-separated, compared exactly (RFC 9700 §2.1).
+    redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")
+    post_logout_redirect_uris: Mapped[str] = mapped_column(
+        Text, default="", server_default=""
+    )
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    # argon2id, in the PHC string format (parameters and salt included).
+    password_hash: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BrowserSessionRow(Base):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256
+    is stored, so a database dump holds no usable session."""
+
+    __tablename__ = "browser_sessions"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AuthorizationRequestRow(Base):
+    """A validated authorization request waiting for login or consent."""
+
+    __tablename__ = "authorization_requests"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The request's parameters, as JSON.
+    params: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AuthorizationCodeRow(Base):
+    """An issued code, stored as its SHA-256; single use (``used_at``)."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(36))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    # S256 challenge; None when the request had none (then no verifier).
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(Text)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # The refresh-token family the redemption started: revoked on reuse.
+    family_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsentRow(Base):
+    __tablename__ = "consents"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scopes: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RefreshTokenRow(Base):
+    """An opaque refresh token, stored as its SHA-256. Each use rotates it:
+    ``rotated_at`` is set and a successor joins the same family."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(36))
+    scope: Mapped[str] = mapped_column(Text)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    rotated_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TrustPolicyRow(Base):
