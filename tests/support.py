@@ -4,17 +4,19 @@ in-process access to its store for setting up clients."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tessera.cli.context import operator
 from tessera.config import Settings
@@ -104,6 +106,41 @@ class RunningServer:
             time.sleep(0.5)
         return secret
 
+    def create_key_client(
+        self,
+        client_id: str,
+        *,
+        jwks: dict[str, Any] | None = None,
+        jwks_uri: str | None = None,
+        scopes: str = "read write",
+        audiences: tuple[str, ...] = ("https://api.example.test",),
+        may_introspect: bool = False,
+    ) -> str:
+        """Register a private_key_jwt client straight in the server's store,
+        with its public keys inline (``jwks``, a JWK Set) or at ``jwks_uri``,
+        and wait for the server to load it.
+
+        Such a client cannot authenticate without signing, so the wait is for
+        a secret client registered after it, whose id is returned: a node
+        loads every client at once, so when it knows that one, it knows this
+        one too."""
+
+        async def go() -> None:
+            async with operator(self.settings) as op:
+                await op.register_key_client(
+                    client_id,
+                    jwks=None if jwks is None else json.dumps(jwks),
+                    jwks_uri=jwks_uri,
+                    scopes=frozenset(scopes.split()),
+                    audiences=audiences,
+                    may_introspect=may_introspect,
+                )
+
+        asyncio.run(go())
+        marker = client_id + ".loaded"
+        self.create_client(marker)
+        return marker
+
     def wait_until_known(self, client_id: str, secret: str, *, disabled: bool) -> None:
         """Wait for the server's change poll to load the new client: until it
         authenticates at introspection, or, for a disabled client (which
@@ -183,3 +220,13 @@ def running(data_dir: Path, **env: str) -> Iterator[RunningServer]:
         yield server
     finally:
         server.stop()
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> float:
+    """How long until ``condition`` held; fails the test after ``seconds``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > seconds:
+            pytest.fail(f"not within {seconds} s")
+        time.sleep(0.02)
+    return time.monotonic() - start

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # Addresses of load balancers whose X-Forwarded-For is believed.
     trusted_proxies: list[str] = Field(default_factory=list)
 
+    # Workload identity federation: at most one refetch of an external
+    # issuer's keys per this many seconds when a token names an unknown kid,
+    # so forged kids cannot turn into a flood of requests to the issuer.
+    external_jwks_refetch_interval: float = Field(10.0, ge=1)
+
     # Failed client authentication, counted per client id over the window:
     # after the first threshold each failure is answered slower, after the
     # second the id is locked out (even with the right secret) for a while.

@@ -68,6 +68,9 @@ def test_create_prints_the_client_and_its_secret(created: Created) -> None:
         "signing_alg": None,
         "disabled": False,
         "may_introspect": False,
+        "auth_method": "client_secret",
+        "jwks_uri": None,
+        "jwks": None,
         "previous_secret_expires_at": None,
         "created_at": created.data["created_at"],
         "updated_at": created.data["created_at"],
@@ -105,7 +108,8 @@ def test_list_prints_clients_without_secrets(
     }
     for form in _secret_forms(tessera, created.secret):
         assert form not in result.stdout
-    assert "secret" not in result.stdout.replace("previous_secret_expires_at", "")
+    shown = result.stdout.replace("previous_secret_expires_at", "")
+    assert "secret" not in shown.replace('"auth_method": "client_secret"', "")
 
 
 REFUSED_CREATES = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
 
 import httpx
 import jwt
@@ -20,20 +19,10 @@ from tessera.node import open_node
 from tessera.server.app import build_app
 from tessera.verify import InvalidToken, Verifier
 from tests.cluster.conftest import ISSUER, Cluster
-from tests.support import RunningServer
+from tests.support import RunningServer, within
 
 AUDIENCE = "https://api.example.test"
 EIGHT_DAYS = 8 * 86400
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> float:
-    """How long until ``condition`` held; fails the test after ``seconds``."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > seconds:
-            pytest.fail(f"not within {seconds} s")
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 def token(node: RunningServer, client_id: str, secret: str) -> httpx.Response:

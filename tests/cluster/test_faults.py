@@ -30,10 +30,9 @@ from tests.cluster.test_cluster import (
     kids,
     register,
     token,
-    within,
 )
 from tests.private_postgres import PrivatePostgres
-from tests.support import RunningServer, free_port, start_server
+from tests.support import RunningServer, free_port, start_server, within
 
 
 class Load:

@@ -12,7 +12,9 @@ METADATA_PATHS = [
     "/.well-known/oauth-authorization-server",
     "/.well-known/openid-configuration",
 ]
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# What a private_key_jwt assertion may be signed with; never none or HS*.
+AUTH_SIGNING_ALGS = ["ES256", "EdDSA", "PS256", "RS256"]
 # RFC 7517 §9.3, RFC 7518 §6: what only a private key has.
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 KEY_SHAPES = {
@@ -46,8 +48,11 @@ def test_metadata_names_the_issuer_and_its_endpoints(
         ],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "access_token_signing_alg_values_supported": [
             "ES256",
             "RS256",

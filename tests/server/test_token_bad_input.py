@@ -361,10 +361,23 @@ CASES = [
     ),
     case(
         "huge-jwt-like-client-assertion",
-        Req(body=GRANT + "&client_assertion=" + HUGE_JWT, auth=None),
+        Req(
+            body=GRANT
+            + "&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:"
+            + "jwt-bearer&client_assertion="
+            + HUGE_JWT,
+            auth=None,
+        ),
         401,
         "invalid_client",
         AUTH_FAILED,
+    ),
+    case(
+        "client-assertion-without-its-type",
+        Req(body=GRANT + "&client_assertion=" + HUGE_JWT, auth=None),
+        400,
+        "invalid_request",
+        "The client_assertion_type parameter is missing.",
     ),
     # The HTTP request itself.
     case(

@@ -7,21 +7,28 @@ import json
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tessera.cli.common import load_settings, operator_errors, run
 from tessera.cli.context import operator
+from tessera.core.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
+from tessera.core.client_assertion import PRIVATE_KEY_JWT
 from tessera.core.exchange import POLICY_CLIENT_PREFIX
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import generate_secret, hash_secret
 from tessera.keys.signing import ALGORITHMS
 from tessera.store.clients import ClientRecord
+from tessera.verify._http import check_url
+from tessera.verify._keys import load_jwk, load_jwks
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# RFC 7517 §9.3, RFC 7518 §6: members only a private or symmetric key has.
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
 def parse_duration(text: str) -> int:
@@ -54,6 +61,55 @@ def _audiences(values: tuple[str, ...]) -> tuple[str, ...]:
     return audiences
 
 
+def _read_jwks(path: Path) -> str:
+    """The JWK Set in ``path`` as compact JSON, once every key in it is a
+    public key Tessera can check assertions with."""
+    hint = "--jwks-file"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise click.BadParameter(
+            f"cannot read a JSON document ({type(error).__name__})", param_hint=hint
+        ) from None
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise click.BadParameter("not a JWK Set", param_hint=hint)
+    for number, jwk in enumerate(entries, 1):
+        name = f"key {number}" + (
+            f" ({jwk['kid']})" if isinstance(jwk, dict) and "kid" in jwk else ""
+        )
+        # A private key given here would be one the client no longer keeps
+        # to itself: refuse it rather than strip it.
+        if isinstance(jwk, dict) and any(m in jwk for m in _PRIVATE_MEMBERS):
+            raise click.BadParameter(
+                f"{name} is a private or symmetric key; give the public keys only",
+                param_hint=hint,
+            )
+        try:
+            load_jwk(jwk, ASSERTION_ALGORITHMS)
+        except (ValueError, TypeError) as error:
+            raise click.BadParameter(f"{name}: {error}", param_hint=hint) from None
+    try:
+        load_jwks(document, ASSERTION_ALGORITHMS)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=hint) from None
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _key_source(
+    jwks_file: Path | None, jwks_uri: str | None
+) -> tuple[str | None, str | None]:
+    """The (jwks, jwks_uri) of a private_key_jwt client: exactly one is set."""
+    if (jwks_file is None) == (jwks_uri is None):
+        raise click.UsageError("give either --jwks-file or --jwks-uri")
+    if jwks_file is not None:
+        return _read_jwks(jwks_file), None
+    try:
+        return None, check_url(jwks_uri, "jwks_uri")
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--jwks-uri") from None
+
+
 def describe(record: ClientRecord) -> dict[str, Any]:
     client = record.client
     return {
@@ -66,6 +122,9 @@ def describe(record: ClientRecord) -> dict[str, Any]:
         "signing_alg": client.signing_alg,
         "disabled": client.disabled,
         "may_introspect": client.may_introspect,
+        "auth_method": client.auth_method,
+        "jwks_uri": client.jwks_uri,
+        "jwks": None if client.jwks is None else json.loads(client.jwks),
         "previous_secret_expires_at": client.previous_secret_expires_at,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
@@ -79,6 +138,8 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
     for name, value in data.items():
         if isinstance(value, list):
             value = " ".join(value)
+        elif isinstance(value, dict):
+            value = json.dumps(value, separators=(",", ":"))
         click.echo(f"{name}: {'' if value is None else value}")
 
 
@@ -105,6 +166,22 @@ alg_option = click.option(
     "--alg", type=click.Choice(ALGORITHMS), help="Signing algorithm for this client."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+auth_method_option = click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret", PRIVATE_KEY_JWT]),
+    default="client_secret",
+    show_default=True,
+    help="How the client authenticates: a generated secret, or a JWT signed "
+    "with its private key (give its public keys with --jwks-file or --jwks-uri).",
+)
+jwks_file_option = click.option(
+    "--jwks-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JWK Set with the client's public keys (private_key_jwt).",
+)
+jwks_uri_option = click.option(
+    "--jwks-uri", help="Where the client publishes its JWK Set (private_key_jwt)."
+)
 introspect_option = click.option(
     "--may-introspect/--no-may-introspect",
     default=None,
@@ -123,6 +200,8 @@ def client_options(command: Callable[..., None]) -> Callable[..., None]:
             ttl_option,
             alg_option,
             introspect_option,
+            jwks_file_option,
+            jwks_uri_option,
             json_option,
         )
     ):
@@ -133,6 +212,7 @@ def client_options(command: Callable[..., None]) -> Callable[..., None]:
 @clients.command()
 @click.argument("client_id")
 @client_options
+@auth_method_option
 @operator_errors
 def create(
     client_id: str,
@@ -142,9 +222,13 @@ def create(
     token_ttl: int | None,
     alg: str | None,
     may_introspect: bool | None,
+    jwks_file: Path | None,
+    jwks_uri: str | None,
     as_json: bool,
+    auth_method: str,
 ) -> None:
-    """Register a client and print its secret, once."""
+    """Register a client and print its secret, once; a private_key_jwt
+    client has no secret."""
     if not _CLIENT_ID.match(client_id):
         raise click.BadParameter(
             "use letters, digits and . _ : - (at most 128)", param_hint="CLIENT_ID"
@@ -162,7 +246,33 @@ def create(
         raise click.BadParameter("give at least one", param_hint="--audience")
     if not defaults <= scopes:
         raise click.BadParameter("must be among --scope", param_hint="--default-scope")
+    keys: tuple[str | None, str | None] = (None, None)
+    if auth_method == PRIVATE_KEY_JWT:
+        keys = _key_source(jwks_file, jwks_uri)
+    elif jwks_file is not None or jwks_uri is not None:
+        raise click.UsageError(
+            "--jwks-file and --jwks-uri need --auth-method private_key_jwt"
+        )
     settings = load_settings()
+
+    async def go_with_keys() -> dict[str, Any]:
+        async with operator(settings) as op:
+            await op.register_key_client(
+                client_id,
+                jwks=keys[0],
+                jwks_uri=keys[1],
+                scopes=scopes,
+                audiences=audiences,
+                default_scopes=defaults,
+                token_ttl=token_ttl,
+                signing_alg=alg,
+                may_introspect=bool(may_introspect),
+            )
+            return describe(await op.clients.record(client_id))
+
+    if auth_method == PRIVATE_KEY_JWT:
+        _print(run(go_with_keys()), as_json)
+        return
 
     async def go() -> dict[str, Any]:
         async with operator(settings) as op:
@@ -202,8 +312,12 @@ def list_(as_json: bool) -> None:
     for record in records:
         client = record.client
         state = "disabled" if client.disabled else "enabled"
+        # Where a private_key_jwt client's keys come from; "-" for a secret.
+        keys = client.jwks_uri or ("jwks" if client.jwks else "-")
         scopes = " ".join(sorted(client.scopes))
-        click.echo(f"{client.client_id}\t{state}\t{scopes}")
+        click.echo(
+            f"{client.client_id}\t{state}\t{client.auth_method}\t{keys}\t{scopes}"
+        )
 
 
 @clients.command()
@@ -227,6 +341,10 @@ def _change(client_id: str, event: str, **changes: Any) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         async with operator(settings) as op:
             current = (await op.clients.record(client_id)).client
+            if "jwks" in changes and current.auth_method != PRIVATE_KEY_JWT:
+                raise click.UsageError(
+                    f"client {client_id} authenticates with a secret, not with keys"
+                )
             updated = dataclasses.replace(current, **changes)
             if "default_scopes" in changes and not (
                 updated.default_scopes <= updated.scopes
@@ -255,9 +373,12 @@ def update(
     token_ttl: int | None,
     alg: str | None,
     may_introspect: bool | None,
+    jwks_file: Path | None,
+    jwks_uri: str | None,
     as_json: bool,
 ) -> None:
-    """Change a client's scopes, audiences, token lifetime or algorithm."""
+    """Change a client's scopes, audiences, token lifetime, algorithm, or
+    (private_key_jwt) where its public keys come from."""
     changes: dict[str, Any] = {}
     if scope:
         changes["scopes"] = _scopes(scope)
@@ -276,6 +397,8 @@ def update(
         changes["signing_alg"] = alg
     if may_introspect is not None:
         changes["may_introspect"] = may_introspect
+    if jwks_file is not None or jwks_uri is not None:
+        changes["jwks"], changes["jwks_uri"] = _key_source(jwks_file, jwks_uri)
     if not changes:
         raise click.UsageError("nothing to change")
     _print(_change(client_id, "client.updated", **changes), as_json)
@@ -318,6 +441,11 @@ def rotate_secret(client_id: str, grace: str, as_json: bool) -> None:
     async def go() -> dict[str, Any]:
         async with operator(settings) as op:
             current = (await op.clients.record(client_id)).client
+            if current.auth_method == PRIVATE_KEY_JWT:
+                raise click.UsageError(
+                    f"client {client_id} authenticates with private_key_jwt and "
+                    "has no secret; change its keys with clients update"
+                )
             secret = generate_secret()
             updated = dataclasses.replace(
                 current,

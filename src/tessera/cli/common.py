@@ -39,7 +39,9 @@ def operator_errors(command: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> T:
+        from tessera.core.federation import PolicyError
         from tessera.store.clients import ClientExists, ClientNotFound
+        from tessera.store.policies import PolicyExists, PolicyNotFound
 
         try:
             return command(*args, **kwargs)
@@ -49,6 +51,12 @@ def operator_errors(command: Callable[..., T]) -> Callable[..., T]:
             raise click.ClickException(f"client {error} already exists") from None
         except ClientNotFound as error:
             raise click.ClickException(f"no client {error}") from None
+        except PolicyExists as error:
+            raise click.ClickException(f"trust policy {error} already exists") from None
+        except PolicyNotFound as error:
+            raise click.ClickException(f"no trust policy {error}") from None
+        except PolicyError as error:
+            raise click.ClickException(str(error)) from None
         except (SQLAlchemyError, OSError) as error:
             # OSError: the driver could not connect at all (refused, timed out).
             raise click.ClickException(

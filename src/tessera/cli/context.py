@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,11 +12,13 @@ from typing import Any
 
 from tessera.config import Settings
 from tessera.core.audit import Audit
+from tessera.core.client_assertion import PRIVATE_KEY_JWT
 from tessera.core.clients import Client
 from tessera.core.secrets import generate_secret, hash_secret
 from tessera.keys.manager import KeyManager
 from tessera.node import open_node
 from tessera.store.clients import ClientRepository
+from tessera.store.policies import PolicyRepository
 
 
 @dataclass
@@ -24,6 +28,7 @@ class Operator:
     keys: KeyManager
     pepper: bytes
     audit: Audit
+    policies: PolicyRepository
 
     async def register(
         self,
@@ -43,11 +48,42 @@ class Operator:
             audiences=audiences,
             **options,
         )
+        await self._create(client)
+        return secret
+
+    async def register_key_client(
+        self,
+        client_id: str,
+        *,
+        jwks: str | None,
+        jwks_uri: str | None,
+        scopes: frozenset[str],
+        audiences: tuple[str, ...],
+        **options: Any,
+    ) -> None:
+        """Create a client that authenticates with private_key_jwt, with its
+        public keys inline (``jwks``) or at ``jwks_uri``. It has no secret."""
+        # The secret_hash column is required. Random bytes fill it: no secret
+        # is known to hash to them, and authentication refuses any secret
+        # for a private_key_jwt client before comparing.
+        client = Client.register(
+            client_id,
+            secrets.token_bytes(32),
+            scopes=scopes,
+            audiences=audiences,
+            **options,
+        )
+        await self._create(
+            dataclasses.replace(
+                client, auth_method=PRIVATE_KEY_JWT, jwks=jwks, jwks_uri=jwks_uri
+            )
+        )
+
+    async def _create(self, client: Client) -> None:
         if client.signing_alg:
             await self.keys.ensure({client.signing_alg})
         await self.clients.create(client)
-        self.audit.emit("client.created", client_id=client_id)
-        return secret
+        self.audit.emit("client.created", client_id=client.client_id)
 
 
 @contextlib.asynccontextmanager
@@ -60,6 +96,7 @@ async def operator(settings: Settings) -> AsyncIterator[Operator]:
             node.keys,
             node.pepper,
             node.audit,
+            PolicyRepository(node.sessions),
         )
     finally:
         await node.close()

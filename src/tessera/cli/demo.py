@@ -1,8 +1,10 @@
-"""``tessera demo-api`` and ``tessera demo``."""
+"""``tessera demo-api``, ``tessera demo`` and ``tessera demo-issuer``."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
 
 import click
 
@@ -62,3 +64,93 @@ def demo() -> None:
         run(click.echo)
     except RuntimeError as error:
         raise click.ClickException(str(error)) from None
+
+
+@click.command(name="demo-issuer")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9000, show_default=True)
+@click.option("--issuer", help="The iss claim and discovery URL [http://HOST:PORT].")
+@click.option(
+    "--request-token",
+    help="What GET /token requires as 'Authorization: bearer ...' "
+    "(ACTIONS_ID_TOKEN_REQUEST_TOKEN) [random, printed].",
+)
+@click.option("--repository", default="octo-org/octo-repo", show_default=True)
+@click.option("--ref", default="refs/heads/main", show_default=True)
+@click.option("--environment", help="The job's deployment environment.")
+@click.option("--event-name", default="push", show_default=True)
+@click.option("--actor", default="octocat", show_default=True)
+@click.option("--workflow-ref", help="[REPOSITORY/.github/workflows/ci.yml@REF]")
+@click.option(
+    "--job-workflow-ref", help="A reusable workflow's ref [the workflow ref]."
+)
+def demo_issuer(
+    host: str,
+    port: int,
+    issuer: str | None,
+    request_token: str | None,
+    repository: str,
+    ref: str,
+    environment: str | None,
+    event_name: str,
+    actor: str,
+    workflow_ref: str | None,
+    job_workflow_ref: str | None,
+) -> None:
+    """Run a stand-in OIDC issuer for demos and tests: it mints GitHub
+    Actions, GitLab CI and Kubernetes tokens from in-memory keys.
+
+    Not for production. GET /token answers GitHub's ID-token request for the
+    job described by the options; POST /mint, /rotate and /faults let tests
+    forge tokens and break the JWKS, with no authentication, so keep --host on
+    loopback."""
+    import secrets
+
+    import uvicorn
+
+    from tessera.demo.issuer import DemoIssuer, GitHubJob, build_demo_issuer
+
+    if "/" not in repository:
+        raise click.BadParameter("expected OWNER/REPO", param_hint="--repository")
+    if not _is_loopback(host):
+        click.echo(
+            f"warning: anyone who can reach {host}:{port} can mint tokens with "
+            "this issuer's keys",
+            err=True,
+        )
+    job = GitHubJob(
+        repository=repository,
+        ref=ref,
+        environment=environment,
+        event_name=event_name,
+        actor=actor,
+        workflow_ref=workflow_ref,
+        job_workflow_ref=job_workflow_ref,
+    )
+    request_token = request_token or secrets.token_urlsafe(24)
+    issuer = issuer or f"http://{host}:{port}"
+    state = DemoIssuer(issuer, request_token, job)
+
+    click.echo(
+        f"Demo issuer {state.issuer} listening on http://{host}:{port}; "
+        f"request token: {request_token}"
+    )
+    config = uvicorn.Config(
+        build_demo_issuer(state),
+        host=host,
+        port=port,
+        log_level="warning",
+        # A request held by the "slow" fault must not hold up the exit.
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(1)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,8 +1,12 @@
-"""Client authentication with a secret (RFC 6749 §2.3.1).
+"""Client authentication with a secret (RFC 6749 §2.3.1), or with a signed
+JWT (``private_key_jwt``, see tessera.core.client_assertion).
 
-``client_secret_basic`` and ``client_secret_post``; one method per request.
+``client_secret_basic``, ``client_secret_post`` and ``private_key_jwt``; one
+method per request, and each client uses the one it was registered with.
 Unknown, disabled and wrong-secret clients take the same path and the same
-work, and fail with the same error, so responses reveal no client ids.
+work, and fail with the same error, so responses reveal no client ids. An
+assertion names its client in the clear, so private_key_jwt spends no such
+effort: an unknown client fails, with the same error, before any key is read.
 """
 
 from __future__ import annotations
@@ -10,9 +14,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
+from tessera.core.client_assertion import (
+    ASSERTION_TYPE,
+    PRIVATE_KEY_JWT,
+    ClientAssertions,
+    peek_client_id,
+)
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidClient, InvalidRequest
 from tessera.core.form import Form
@@ -20,6 +30,8 @@ from tessera.core.secrets import looks_like_secret, secret_matches
 
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _DUMMY_HASH = b"\0" * 32
+# The auth_method of a client with a secret (a name, not a secret).
+CLIENT_SECRET = "client_secret"  # noqa: S105
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +39,9 @@ class Credentials:
     client_id: str
     secret: str
     method: str
+    # The client_assertion of a private_key_jwt request (secret is then "");
+    # kept out of repr so that no log line can ever show it.
+    assertion: str | None = field(default=None, repr=False)
 
     @property
     def basic(self) -> bool:
@@ -36,6 +51,10 @@ class Credentials:
 def read_credentials(authorization: str | None, form: Form) -> Credentials:
     body_id = form.get("client_id")
     body_secret = form.get("client_secret")
+    if "client_assertion" in form or "client_assertion_type" in form:
+        if authorization is not None or body_secret is not None:
+            raise InvalidRequest("Use one client authentication method, not two.")
+        return _read_assertion(body_id, form)
     if authorization is not None:
         basic = _parse_basic(authorization)
         if body_secret is not None:
@@ -48,6 +67,21 @@ def read_credentials(authorization: str | None, form: Form) -> Credentials:
             raise InvalidRequest("The client_id parameter is missing.")
         return Credentials(body_id, body_secret, "client_secret_post")
     raise InvalidClient(detail="no client authentication")
+
+
+def _read_assertion(body_id: str | None, form: Form) -> Credentials:
+    """RFC 7521 §4.2: the assertion, of the one type understood. Without a
+    client_id, the client is the one the assertion names."""
+    assertion_type = form.get("client_assertion_type")
+    assertion = form.get("client_assertion")
+    if assertion_type is None:
+        raise InvalidRequest("The client_assertion_type parameter is missing.")
+    if assertion_type != ASSERTION_TYPE:
+        raise InvalidRequest("The client_assertion_type is not supported.")
+    if assertion is None:
+        raise InvalidRequest("The client_assertion parameter is missing.")
+    client_id = body_id if body_id is not None else peek_client_id(assertion)
+    return Credentials(client_id, "", PRIVATE_KEY_JWT, assertion)
 
 
 def loggable_client_id(presented: str | None) -> str | None:
@@ -91,20 +125,53 @@ def _parse_basic(authorization: str) -> Credentials:
 
 
 async def authenticate(
-    credentials: Credentials, clients: ClientDirectory, pepper: bytes, now: float
+    credentials: Credentials,
+    clients: ClientDirectory,
+    pepper: bytes,
+    now: float,
+    assertions: ClientAssertions | None = None,
 ) -> Client:
+    """The client the credentials prove; ``assertions`` verifies the
+    private_key_jwt ones (without it, they all fail)."""
     client = None
     if _CLIENT_ID.match(credentials.client_id):
         client = await clients.get(credentials.client_id)
+    if credentials.method == PRIVATE_KEY_JWT:
+        return await _authenticate_assertion(credentials, client, assertions, now)
+
     current, previous = client.secret_hashes(now) if client else (_DUMMY_HASH, None)
     matched = secret_matches(pepper, credentials.secret, current, previous)
-    if client is None or not matched or client.disabled:
-        reason = (
-            "unknown client"
-            if client is None
-            else "client disabled"
-            if client.disabled
-            else "wrong secret"
-        )
+    reason = (
+        "unknown client"
+        if client is None
+        else "client disabled"
+        if client.disabled
+        # Its stored hash is of a secret nobody knows; refused by name anyway.
+        else "client does not authenticate with a secret"
+        if client.auth_method != CLIENT_SECRET
+        else "wrong secret"
+        if not matched
+        else None
+    )
+    if reason is not None:
         raise InvalidClient(detail=reason, basic=credentials.basic)
+    assert client is not None
+    return client
+
+
+async def _authenticate_assertion(
+    credentials: Credentials,
+    client: Client | None,
+    assertions: ClientAssertions | None,
+    now: float,
+) -> Client:
+    if client is None:
+        raise InvalidClient(detail="unknown client")
+    if client.disabled:
+        raise InvalidClient(detail="client disabled")
+    if client.auth_method != PRIVATE_KEY_JWT:
+        raise InvalidClient(detail="client does not authenticate with private_key_jwt")
+    if assertions is None or credentials.assertion is None:
+        raise InvalidClient(detail="private_key_jwt is not available here")
+    await assertions.verify(credentials.assertion, client, now)
     return client

@@ -138,9 +138,14 @@ class FederatedGrants:
         return policies
 
     async def _verify(self, token: str, policy: TrustPolicy) -> dict[str, Any]:
-        return await self._external.verify(
-            token, policy.issuer, pinned_jwks=policy.pinned_jwks
-        )
+        try:
+            return await self._external.verify(
+                token, policy.issuer, pinned_jwks=policy.pinned_jwks
+            )
+        except ValueError as error:
+            # A policy the CLI would not have stored (its pinned keys or
+            # issuer unusable): no token, and a reason in the audit log.
+            raise InvalidGrant(detail=f"policy {policy.name}: {error}") from None
 
     async def _match(
         self, token: str, policies: list[TrustPolicy], claims: dict[str, Any]

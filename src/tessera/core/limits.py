@@ -3,8 +3,8 @@
 The token endpoint runs, before anything costly:
 
     check_source_rate → read_credentials → check_client_rate
-    → authenticate: check_lockout → check the secret → count the failure
-      (slow down, then lock out) or clear the count
+    → authenticate: check_lockout → check the secret or the assertion
+      → count the failure (slow down, then lock out) or clear the count
 
 Introspection and revocation share the ``authenticate`` step, so a guess
 made at any of the three endpoints counts against the same client id.
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tessera.core.audit import Audit
+from tessera.core.client_assertion import ClientAssertions
 from tessera.core.client_auth import Credentials, authenticate, loggable_client_id
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidClient, TooManyRequests
@@ -125,6 +126,8 @@ class Guard:
     """The limits of one node, applied with whatever Limiter holds the counts.
 
     ``sleep`` answers a slowed-down failure; tests pass one that only records.
+    ``assertions`` verifies private_key_jwt, and is closed with the guard;
+    without it, such requests fail.
     """
 
     def __init__(
@@ -135,8 +138,10 @@ class Guard:
         audit: Audit,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        assertions: ClientAssertions | None = None,
     ) -> None:
         self._limiter = limiter
+        self._assertions = assertions
         self._rates = rates
         self._lockout = lockout
         self._audit = audit
@@ -175,7 +180,9 @@ class Guard:
         client_id = key_id(credentials.client_id)
         await self.check_lockout(client_id, now)
         try:
-            client = await authenticate(credentials, clients, pepper, now)
+            client = await authenticate(
+                credentials, clients, pepper, now, self._assertions
+            )
         except InvalidClient:
             await self.count_failure(client_id, now)
             raise
@@ -207,6 +214,8 @@ class Guard:
 
     async def close(self) -> None:
         await self._limiter.close()
+        if self._assertions is not None:
+            await self._assertions.close()
 
 
 def key_id(client_id: str) -> str:

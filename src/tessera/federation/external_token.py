@@ -59,12 +59,18 @@ def peek_issuer(token: str, max_bytes: int = MAX_TOKEN_BYTES) -> str | None:
     Only for choosing which configured issuer to verify against: nothing here
     is trusted, and nothing is ever fetched on its word.
     """
-    if not isinstance(token, str):
+    if not isinstance(token, str) or len(token) > max_bytes:
+        return None
+    # The payload alone: an unsigned token (empty signature) still names
+    # its issuer, so that its refusal is audited against that issuer's
+    # policies; verification refuses it.
+    parts = token.split(".")
+    if len(parts) != 3:
         return None
     try:
-        _, _, payload, _ = split_token(token, max_bytes)
+        payload = parts[1].encode("ascii")
         claims = decode_json_object(decode_segment(payload), "payload")
-    except InvalidToken:
+    except (InvalidToken, UnicodeEncodeError):
         return None
 
     iss = claims.get("iss")

@@ -7,12 +7,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tessera.core.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
 from tessera.core.errors import MethodNotAllowed
 from tessera.core.token_endpoint import SUPPORTED_GRANT_TYPES
 from tessera.keys.signing import ALGORITHMS
 from tessera.server.runtime import Runtime
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# What a private_key_jwt assertion may be signed with (RFC 8414 §2).
+AUTH_SIGNING_ALGS = sorted(ASSERTION_ALGORITHMS)
 
 
 def metadata(issuer: str) -> dict[str, Any]:
@@ -25,8 +28,11 @@ def metadata(issuer: str) -> dict[str, Any]:
         "grant_types_supported": sorted(SUPPORTED_GRANT_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "access_token_signing_alg_values_supported": list(ALGORITHMS),
     }
 

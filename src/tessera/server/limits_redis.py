@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 from tessera.config import Settings
 from tessera.core.audit import Audit
+from tessera.core.client_assertion import ClientAssertions
 from tessera.core.limits import Guard, Limiter, Lockout, RateLimits
 from tessera.server.limits_local import LocalLimiter
 
@@ -186,8 +187,11 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
-def open_guard(settings: Settings, audit: Audit) -> Guard:
-    """The node's limits, counted in Redis when ``redis_url`` is set."""
+def open_guard(
+    settings: Settings, audit: Audit, *, assertions: ClientAssertions | None = None
+) -> Guard:
+    """The node's limits, counted in Redis when ``redis_url`` is set; the
+    guard authenticates private_key_jwt clients with ``assertions``."""
     local = LocalLimiter()
     limiter: Limiter = (
         RedisLimiter(settings.redis_url, local) if settings.redis_url else local
@@ -204,4 +208,4 @@ def open_guard(settings: Settings, audit: Audit) -> Guard:
         lockout_after=settings.auth_lockout_after,
         lockout_seconds=settings.auth_lockout_seconds,
     )
-    return Guard(limiter, rates, lockout, audit)
+    return Guard(limiter, rates, lockout, audit, assertions=assertions)

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tessera.config import Settings
+from tessera.core.client_assertion import ClientAssertions
 from tessera.core.exchange import FederatedGrants
 from tessera.core.introspection import TokenInspector
 from tessera.core.limits import Guard
 from tessera.core.minting import AccessTokenMinter
 from tessera.core.token_endpoint import TokenEndpoint
+from tessera.federation.client_keys import ClientKeySources
 from tessera.federation.external_token import ExternalIssuers
 from tessera.keys.manager import KeyManager
 from tessera.node import AuditSink, Node, open_node
@@ -27,6 +29,7 @@ from tessera.store.clients import ClientRepository
 from tessera.store.notifications import ChangeListener, asyncpg_dsn
 from tessera.store.policies import PolicyRepository
 from tessera.store.revocations import RevocationRepository
+from tessera.store.used_assertions import UsedAssertionRepository
 
 logger = logging.getLogger("tessera.server")
 
@@ -48,6 +51,7 @@ class Runtime:
     guard: Guard
     policies: PolicySnapshot
     external: ExternalIssuers
+    used_assertions: UsedAssertionRepository
     versions: dict[str, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Set by a change notification (or a lost listener): reload now.
@@ -104,11 +108,12 @@ class Runtime:
             await asyncio.sleep(seconds)
 
     async def _maintain(self) -> None:
-        """Rotate keys that are due, and forget revocations of tokens that
-        have expired anyway."""
+        """Rotate keys that are due; forget revocations of tokens that have
+        expired anyway, and client assertions that can no longer be replayed."""
         if await self.keys.rotate_due():
             await self.refresh()
         await self.revocations.purge_expired(int(self.clock()))
+        await self.used_assertions.purge_expired(int(self.clock()))
 
     def start_background(self) -> None:
         self.tasks.append(asyncio.create_task(self._follow_changes()))
@@ -169,9 +174,19 @@ async def _assemble(
         default_ttl=settings.default_token_ttl,
         max_ttl=settings.max_token_ttl,
     )
-    guard = open_guard(settings, audit)
+    # private_key_jwt: the clients' public keys, and the assertions used.
+    # Used assertions live in the database, the one store every node shares
+    # for certain: a cache in front of it could let a replay through at a
+    # node that cannot reach the cache.
+    used_assertions = UsedAssertionRepository(sessions)
+    assertions = ClientAssertions(
+        settings.issuer, ClientKeySources(clock), used_assertions
+    )
+    guard = open_guard(settings, audit, assertions=assertions)
     policies = PolicySnapshot(PolicyRepository(sessions))
-    external = ExternalIssuers(clock=clock)
+    external = ExternalIssuers(
+        clock=clock, refresh_interval=settings.external_jwks_refetch_interval
+    )
     federated = FederatedGrants(policies, external, minter, audit=audit, clock=clock)
     endpoint = TokenEndpoint(
         clients,
@@ -202,6 +217,7 @@ async def _assemble(
         guard=guard,
         policies=policies,
         external=external,
+        used_assertions=used_assertions,
     )
     await runtime.refresh()
     return runtime
