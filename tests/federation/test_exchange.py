@@ -372,6 +372,8 @@ def test_an_unknown_issuer(server: RunningServer, issuer: StandinIssuer) -> None
     )
     denial = refused(server, token, "no trust policy for the issuer")
     assert denial["policies"] == []
+    assert denial["claimed_issuer"] == "https://ci.attacker.example"
+    assert denial["external_issuer"] is None
 
 
 def test_a_wrong_audience_names_the_policies_tried(

@@ -97,9 +97,11 @@ class FederatedGrants:
         the authenticated client, if the request had one."""
         policy_names: list[str] = []
         external: dict[str, Any] = {}
+        claimed_issuer = None
         try:
             token = read_subject_token(grant_type, form)
-            policies = self._load_policies(token)
+            claimed_issuer = self._external.issuer_of(token)
+            policies = self._load_policies(claimed_issuer)
             policy_names = [policy.name for policy in policies]
             # Every candidate policy names the same issuer and, when pinned,
             # may pin other keys: verify against the first one's keys, then
@@ -117,6 +119,9 @@ class FederatedGrants:
                 grant_type=grant_type,
                 client_id=client.client_id if client else None,
                 policies=policy_names,
+                # Unverified, and cut short: it says which issuer a refused
+                # token claimed, for an operator missing a policy.
+                claimed_issuer=claimed_issuer[:200] if claimed_issuer else None,
                 external_issuer=external.get("iss"),
                 external_subject=external.get("sub"),
                 error=error.error,
@@ -128,8 +133,7 @@ class FederatedGrants:
             raise error from None
         return self._issue(grant_type, policy, external, client, scopes, audiences, now)
 
-    def _load_policies(self, token: str) -> list[TrustPolicy]:
-        issuer = self._external.issuer_of(token)
+    def _load_policies(self, issuer: str | None) -> list[TrustPolicy]:
         if issuer is None:
             raise InvalidGrant(detail="the external token cannot be read")
         policies = self._policies.for_issuer(issuer)
