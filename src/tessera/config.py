@@ -70,6 +70,21 @@ class Settings(BaseSettings):
     # so forged kids cannot turn into a flood of requests to the issuer.
     external_jwks_refetch_interval: float = Field(10.0, ge=1)
 
+    # People: browser sessions, authorization codes, refresh tokens.
+    session_lifetime: int = Field(8 * 3600, ge=60)
+    authorization_code_ttl: int = Field(60, ge=10, le=600)
+    refresh_token_ttl: int = Field(30 * 86400, ge=60)
+    # A refresh token used again this soon after its rotation gets a new
+    # token too (two tabs refreshing at once); later, reuse revokes the
+    # whole family as a theft (RFC 9700 §4.14.2).
+    refresh_reuse_grace: float = Field(10.0, ge=0, le=60)
+    # Failed logins, per account and per source address: slowed after the
+    # first threshold, locked out after the second.
+    login_failure_window: int = Field(900, ge=1)
+    login_slowdown_after: int = Field(3, ge=1)
+    login_lockout_after: int = Field(10, ge=1)
+    login_lockout_seconds: int = Field(900, ge=1)
+
     # Failed client authentication, counted per client id over the window:
     # after the first threshold each failure is answered slower, after the
     # second the id is locked out (even with the right secret) for a while.

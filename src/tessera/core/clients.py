@@ -28,6 +28,10 @@ class Client:
     auth_method: str = "client_secret"
     jwks: str | None = None
     jwks_uri: str | None = None
+    # For the authorization code flow: where codes and logouts may be sent,
+    # each compared exactly (RFC 9700 §2.1; RFC 8252 §7.3 for loopback).
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
 
     @classmethod
     def register(

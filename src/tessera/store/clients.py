@@ -31,6 +31,8 @@ def to_client(row: ClientRow) -> Client:
         auth_method=row.auth_method,
         jwks=row.jwks,
         jwks_uri=row.jwks_uri,
+        redirect_uris=tuple(row.redirect_uris.split()),
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris.split()),
     )
 
 
@@ -134,4 +136,6 @@ def _columns(client: Client) -> dict[str, object]:
         "auth_method": client.auth_method,
         "jwks": client.jwks,
         "jwks_uri": client.jwks_uri,
+        "redirect_uris": " ".join(client.redirect_uris),
+        "post_logout_redirect_uris": " ".join(client.post_logout_redirect_uris),
     }

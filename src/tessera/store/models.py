@@ -96,8 +96,11 @@ class AuthorizationCodeRow(Base):
     auth_time: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
-    # The refresh-token family the redemption started: revoked on reuse.
+    # What the redemption issued, revoked if the code is used again
+    # (RFC 9700 §4.2.3): the refresh-token family and the access token.
     family_id: Mapped[str | None] = mapped_column(String(64))
+    access_token_jti: Mapped[str | None] = mapped_column(String(64))
+    access_token_expires_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ConsentRow(Base):

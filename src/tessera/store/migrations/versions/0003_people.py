@@ -69,6 +69,8 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
         sa.Column("used_at", sa.BigInteger(), nullable=True),
         sa.Column("family_id", sa.String(length=64), nullable=True),
+        sa.Column("access_token_jti", sa.String(length=64), nullable=True),
+        sa.Column("access_token_expires_at", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("code_hash"),
     )
     op.create_table(
