@@ -96,6 +96,9 @@ class AuthorizationCodeRow(Base):
     auth_time: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Set by a second redemption: what the first issued is to be revoked,
+    # even if the first records it only afterwards.
+    reused_at: Mapped[int | None] = mapped_column(BigInteger)
     # What the redemption issued, revoked if the code is used again
     # (RFC 9700 §4.2.3): the refresh-token family and the access token.
     family_id: Mapped[str | None] = mapped_column(String(64))

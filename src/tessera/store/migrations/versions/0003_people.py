@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("auth_time", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
         sa.Column("used_at", sa.BigInteger(), nullable=True),
+        sa.Column("reused_at", sa.BigInteger(), nullable=True),
         sa.Column("family_id", sa.String(length=64), nullable=True),
         sa.Column("access_token_jti", sa.String(length=64), nullable=True),
         sa.Column("access_token_expires_at", sa.BigInteger(), nullable=True),
