@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.store.models import AuthorizationCodeRow
@@ -81,9 +81,7 @@ class AuthorizationCodes:
                 )
                 .values(used_at=now)
             )
-            row = await session.scalar(
-                select(AuthorizationCodeRow).where(AuthorizationCodeRow.code_hash == key)
-            )
+            row = await session.get(AuthorizationCodeRow, key)
             if row is None:
                 return None
             if claimed.rowcount == 0 and row.reused_at is None:
