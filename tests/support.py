@@ -4,6 +4,7 @@ in-process access to its store for setting up clients."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -140,6 +141,67 @@ class RunningServer:
         marker = client_id + ".loaded"
         self.create_client(marker)
         return marker
+
+    def create_web_client(
+        self,
+        client_id: str,
+        *,
+        redirect_uris: tuple[str, ...],
+        post_logout_redirect_uris: tuple[str, ...] = (),
+        scopes: str = "openid profile email read",
+        grant_types: frozenset[str] = frozenset({"authorization_code"}),
+        public: bool = False,
+    ) -> str | None:
+        """Register a client of the authorization code flow straight in the
+        store and wait for the server to load it; return its secret, or
+        None for a public client (auth_method "none"), which has none."""
+        secret = generate_secret()
+
+        async def go() -> None:
+            async with operator(self.settings) as op:
+                client = Client.register(
+                    client_id,
+                    hash_secret(op.pepper, secret),
+                    scopes=frozenset(scopes.split()),
+                    audiences=("https://api.example.test",),
+                    grant_types=grant_types,
+                )
+                await op.clients.create(
+                    dataclasses.replace(
+                        client,
+                        redirect_uris=redirect_uris,
+                        post_logout_redirect_uris=post_logout_redirect_uris,
+                        auth_method="none" if public else "client_secret",
+                    )
+                )
+
+        asyncio.run(go())
+        # A node loads every client at once: when it knows a secret client
+        # registered after this one, it knows this one too.
+        self.create_client(client_id + ".loaded")
+        if public:
+            return None
+        self.secrets[client_id] = secret
+        return secret
+
+    def create_user(self, username: str, password: str, **fields: Any) -> str:
+        """Create a person who can sign in; return their user id."""
+        from tessera.core.users import Passwords, new_user
+
+        user = new_user(username, **fields)
+
+        async def go() -> None:
+            password_hash = await Passwords().hash(password)
+            async with operator(self.settings) as op:
+                await op.users.create(user, password_hash)
+
+        asyncio.run(go())
+        return user.user_id
+
+    def browser(self) -> httpx.Client:
+        """An HTTP client that keeps cookies like a browser and shows each
+        redirect instead of following it."""
+        return httpx.Client(base_url=self.base_url, follow_redirects=False)
 
     def wait_until_known(self, client_id: str, secret: str, *, disabled: bool) -> None:
         """Wait for the server's change poll to load the new client: until it

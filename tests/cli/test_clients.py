@@ -69,6 +69,8 @@ def test_create_prints_the_client_and_its_secret(created: Created) -> None:
         "disabled": False,
         "may_introspect": False,
         "auth_method": "client_secret",
+        "redirect_uris": [],
+        "post_logout_redirect_uris": [],
         "jwks_uri": None,
         "jwks": None,
         "previous_secret_expires_at": None,

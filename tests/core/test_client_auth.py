@@ -33,6 +33,11 @@ def via_basic(client_id: str, secret: str) -> Credentials:
     return Credentials(client_id, secret, "client_secret_basic")
 
 
+def bare(client_id: str) -> Credentials:
+    """A client_id alone: how a public client names itself."""
+    return Credentials(client_id, "", "none")
+
+
 @pytest.mark.parametrize(
     ("authorization", "body", "expected"),
     [
@@ -88,6 +93,7 @@ def via_basic(client_id: str, secret: str) -> Credentials:
             post("urn:app", "a b+"),
             id="post: form-decoded",
         ),
+        pytest.param(None, b"client_id=app", bare("app"), id="client_id alone"),
     ],
 )
 def test_read_credentials(
@@ -122,13 +128,6 @@ MALFORMED = "malformed basic credentials"
             "", b"", "unsupported authentication scheme", True, id="empty header"
         ),
         pytest.param(None, b"", "no client authentication", False, id="nothing"),
-        pytest.param(
-            None,
-            b"client_id=app",
-            "no client authentication",
-            False,
-            id="client_id without secret",
-        ),
     ],
 )
 def test_read_credentials_rejects_as_invalid_client(
@@ -200,6 +199,8 @@ DIRECTORY_CLIENTS = (
     make_client(
         client_id="off", secret_hash=hash_secret(PEPPER, CURRENT), disabled=True
     ),
+    make_client(client_id="spa", auth_method="none"),
+    make_client(client_id="spa-off", auth_method="none", disabled=True),
 )
 
 
@@ -220,6 +221,12 @@ async def test_authenticate_accepts(credentials: Credentials, now: float) -> Non
     client = await authenticate(credentials, Directory(*DIRECTORY_CLIENTS), PEPPER, now)
 
     assert client is DIRECTORY_CLIENTS[0]
+
+
+async def test_a_public_client_is_identified_by_its_client_id_alone() -> None:
+    client = await authenticate(bare("spa"), Directory(*DIRECTORY_CLIENTS), PEPPER, NOW)
+
+    assert client.client_id == "spa"
 
 
 @pytest.mark.parametrize(
@@ -248,6 +255,22 @@ async def test_authenticate_accepts(credentials: Credentials, now: float) -> Non
         pytest.param(post("off", CURRENT), NOW, "client disabled", id="disabled"),
         pytest.param(
             post("off", "nope"), NOW, "client disabled", id="disabled, wrong secret"
+        ),
+        pytest.param(
+            bare("app"),
+            NOW,
+            "no client authentication",
+            id="confidential client, client_id alone",
+        ),
+        pytest.param(bare("ghost"), NOW, "unknown client", id="unknown, bare id"),
+        pytest.param(
+            bare("spa-off"), NOW, "client disabled", id="disabled public client"
+        ),
+        pytest.param(
+            post("spa", CURRENT),
+            NOW,
+            "client does not authenticate with a secret",
+            id="public client with a secret",
         ),
     ],
 )

@@ -13,6 +13,9 @@ METADATA_PATHS = [
     "/.well-known/openid-configuration",
 ]
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# A public client has no credentials: it names itself at the token and
+# revocation endpoints, and may not introspect.
+PUBLIC_AUTH_METHODS = [*AUTH_METHODS, "none"]
 # What a private_key_jwt assertion may be signed with; never none or HS*.
 AUTH_SIGNING_ALGS = ["ES256", "EdDSA", "PS256", "RS256"]
 # RFC 7517 §9.3, RFC 7518 §6: what only a private key has.
@@ -37,21 +40,48 @@ def test_metadata_names_the_issuer_and_its_endpoints(
     issuer = server.base_url
     assert response.json() == {
         "issuer": issuer,
+        "authorization_endpoint": issuer + "/oauth2/authorize",
         "token_endpoint": issuer + "/oauth2/token",
+        "userinfo_endpoint": issuer + "/oauth2/userinfo",
         "jwks_uri": issuer + "/oauth2/jwks",
         "introspection_endpoint": issuer + "/oauth2/introspect",
         "revocation_endpoint": issuer + "/oauth2/revoke",
+        "end_session_endpoint": issuer + "/oauth2/logout",
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "azp",
+            "at_hash",
+            "name",
+            "preferred_username",
+            "email",
+        ],
         "grant_types_supported": [
+            "authorization_code",
             "client_credentials",
+            "refresh_token",
             "urn:ietf:params:oauth:grant-type:jwt-bearer",
             "urn:ietf:params:oauth:grant-type:token-exchange",
         ],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "subject_types_supported": ["public"],
+        # OIDC Discovery §3: RS256 must be among them; it is the only one.
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "request_uri_parameter_supported": False,
+        "token_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
         "access_token_signing_alg_values_supported": [
             "ES256",
@@ -112,4 +142,5 @@ def test_jwks_is_revalidated_with_its_etag(http: httpx.Client) -> None:
 
 
 def test_unknown_path_is_not_an_oauth_endpoint(http: httpx.Client) -> None:
-    assert http.get("/oauth2/authorize").status_code == 404
+    # Dynamic client registration (RFC 7591) is not offered.
+    assert http.get("/oauth2/register").status_code == 404

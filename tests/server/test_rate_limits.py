@@ -21,6 +21,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from tessera.core.limits import RateCheck
 from tessera.keys import master
 from tessera.server.limits_local import LocalLimiter
 from tessera.server.limits_redis import RedisLimiter
@@ -494,6 +495,41 @@ async def test_redis_gcra_answers_like_the_local_one(
         assert await redis_limiter.hit("client:x", 2, 3, NOW + offset) == (
             pytest.approx(expected, abs=1e-6)
         )
+
+
+ADMIT_CHECKS = (RateCheck("source:192.0.2.9", 4, 2), RateCheck("client:x", 2, 3))
+
+
+async def test_redis_admission_answers_like_the_local_one(
+    redis_limiter: RedisLimiter,
+) -> None:
+    local = LocalLimiter()
+    for limiter in (local, redis_limiter):
+        await limiter.record_failure("x", NOW, 300)
+        await limiter.lock("locked", NOW + 30, NOW)
+    schedule = [0, 0, 0, 0, 0.25, 0.5, 0.5, 1.5, 1.5, 1.5, 10]
+    for offset in schedule:
+        for client_id in ("x", "locked", "clean"):
+            expected = await local.admit(ADMIT_CHECKS, client_id, NOW + offset)
+            got = await redis_limiter.admit(ADMIT_CHECKS, client_id, NOW + offset)
+            assert got.wait == pytest.approx(expected.wait, abs=1e-6)
+            assert (got.locked_until, got.has_failures) == (
+                expected.locked_until,
+                expected.has_failures,
+            )
+
+
+async def test_admission_stops_at_the_first_refusal() -> None:
+    local = LocalLimiter()
+    checks = (RateCheck("source:a", 1, 1), RateCheck("client:b", 1, 1))
+
+    first = await local.admit(checks, "b", NOW)
+    refused = await local.admit(checks, "b", NOW)
+
+    assert (first.wait, first.locked_until, first.has_failures) == (0.0, None, False)
+    assert refused.wait == pytest.approx(1.0)
+    # The refused source check left the client's budget untouched.
+    assert await local.hit("client:b", 1, 1, NOW + 1) == 0.0
 
 
 async def test_every_redis_key_expires(redis_limiter: RedisLimiter) -> None:

@@ -12,10 +12,12 @@ from typing import Any
 
 import click
 
+from tessera.cli import client_flows
 from tessera.cli.common import load_settings, operator_errors, run
 from tessera.cli.context import operator
 from tessera.core.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
 from tessera.core.client_assertion import PRIVATE_KEY_JWT
+from tessera.core.client_auth import PUBLIC
 from tessera.core.exchange import POLICY_CLIENT_PREFIX
 from tessera.core.scopes import parse_scope
 from tessera.core.secrets import generate_secret, hash_secret
@@ -123,6 +125,8 @@ def describe(record: ClientRecord) -> dict[str, Any]:
         "disabled": client.disabled,
         "may_introspect": client.may_introspect,
         "auth_method": client.auth_method,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "jwks_uri": client.jwks_uri,
         "jwks": None if client.jwks is None else json.loads(client.jwks),
         "previous_secret_expires_at": client.previous_secret_expires_at,
@@ -202,6 +206,9 @@ def client_options(command: Callable[..., None]) -> Callable[..., None]:
             introspect_option,
             jwks_file_option,
             jwks_uri_option,
+            client_flows.grant_type_option,
+            client_flows.redirect_uri_option,
+            client_flows.post_logout_option,
             json_option,
         )
     ):
@@ -213,6 +220,7 @@ def client_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.argument("client_id")
 @client_options
 @auth_method_option
+@client_flows.public_option
 @operator_errors
 def create(
     client_id: str,
@@ -224,11 +232,15 @@ def create(
     may_introspect: bool | None,
     jwks_file: Path | None,
     jwks_uri: str | None,
+    grant_types: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
     as_json: bool,
     auth_method: str,
+    public: bool,
 ) -> None:
-    """Register a client and print its secret, once; a private_key_jwt
-    client has no secret."""
+    """Register a client and print its secret, once; a private_key_jwt or
+    public client has no secret."""
     if not _CLIENT_ID.match(client_id):
         raise click.BadParameter(
             "use letters, digits and . _ : - (at most 128)", param_hint="CLIENT_ID"
@@ -242,8 +254,21 @@ def create(
     scopes = _scopes(scope)
     defaults = _scopes(default_scope) if default_scope else scopes
     audiences = _audiences(audience)
-    if not audiences:
-        raise click.BadParameter("give at least one", param_hint="--audience")
+    if public and auth_method == PRIVATE_KEY_JWT:
+        raise click.UsageError("a --public client has no keys to authenticate with")
+    flows: dict[str, Any] = {
+        "grant_types": client_flows.grant_types(grant_types, public=public),
+        "redirect_uris": client_flows.redirect_uris(redirect_uris, "--redirect-uri"),
+        "post_logout_redirect_uris": client_flows.redirect_uris(
+            post_logout_redirect_uris, "--post-logout-redirect-uri"
+        ),
+    }
+    client_flows.check_flows(
+        grant_types=flows["grant_types"],
+        redirect_uris=flows["redirect_uris"],
+        auth_method=PUBLIC if public else auth_method,
+        audiences=audiences,
+    )
     if not defaults <= scopes:
         raise click.BadParameter("must be among --scope", param_hint="--default-scope")
     keys: tuple[str | None, str | None] = (None, None)
@@ -267,11 +292,29 @@ def create(
                 token_ttl=token_ttl,
                 signing_alg=alg,
                 may_introspect=bool(may_introspect),
+                **flows,
+            )
+            return describe(await op.clients.record(client_id))
+
+    async def go_public() -> dict[str, Any]:
+        async with operator(settings) as op:
+            await op.register_public_client(
+                client_id,
+                scopes=scopes,
+                audiences=audiences,
+                default_scopes=defaults,
+                token_ttl=token_ttl,
+                signing_alg=alg,
+                may_introspect=bool(may_introspect),
+                **flows,
             )
             return describe(await op.clients.record(client_id))
 
     if auth_method == PRIVATE_KEY_JWT:
         _print(run(go_with_keys()), as_json)
+        return
+    if public:
+        _print(run(go_public()), as_json)
         return
 
     async def go() -> dict[str, Any]:
@@ -284,6 +327,7 @@ def create(
                 token_ttl=token_ttl,
                 signing_alg=alg,
                 may_introspect=bool(may_introspect),
+                **flows,
             )
             record = await op.clients.record(client_id)
             return {**describe(record), "client_secret": secret}
@@ -315,8 +359,10 @@ def list_(as_json: bool) -> None:
         # Where a private_key_jwt client's keys come from; "-" for a secret.
         keys = client.jwks_uri or ("jwks" if client.jwks else "-")
         scopes = " ".join(sorted(client.scopes))
+        redirects = " ".join(client.redirect_uris) or "-"
         click.echo(
             f"{client.client_id}\t{state}\t{client.auth_method}\t{keys}\t{scopes}"
+            f"\t{redirects}"
         )
 
 
@@ -352,6 +398,13 @@ def _change(client_id: str, event: str, **changes: Any) -> dict[str, Any]:
                 raise click.BadParameter(
                     "must be among the client's scopes", param_hint="--default-scope"
                 )
+            if changes.keys() & {"grant_types", "redirect_uris", "audiences"}:
+                client_flows.check_flows(
+                    grant_types=updated.grant_types,
+                    redirect_uris=updated.redirect_uris,
+                    auth_method=updated.auth_method,
+                    audiences=updated.audiences,
+                )
             if updated.signing_alg:
                 await op.keys.ensure({updated.signing_alg})
             await op.clients.save(updated)
@@ -375,10 +428,14 @@ def update(
     may_introspect: bool | None,
     jwks_file: Path | None,
     jwks_uri: str | None,
+    grant_types: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Change a client's scopes, audiences, token lifetime, algorithm, or
-    (private_key_jwt) where its public keys come from."""
+    """Change a client's scopes, audiences, token lifetime, algorithm,
+    grants, redirect URIs, or (private_key_jwt) where its public keys come
+    from."""
     changes: dict[str, Any] = {}
     if scope:
         changes["scopes"] = _scopes(scope)
@@ -399,6 +456,16 @@ def update(
         changes["may_introspect"] = may_introspect
     if jwks_file is not None or jwks_uri is not None:
         changes["jwks"], changes["jwks_uri"] = _key_source(jwks_file, jwks_uri)
+    if grant_types:
+        changes["grant_types"] = frozenset(grant_types)
+    if redirect_uris:
+        changes["redirect_uris"] = client_flows.redirect_uris(
+            redirect_uris, "--redirect-uri"
+        )
+    if post_logout_redirect_uris:
+        changes["post_logout_redirect_uris"] = client_flows.redirect_uris(
+            post_logout_redirect_uris, "--post-logout-redirect-uri"
+        )
     if not changes:
         raise click.UsageError("nothing to change")
     _print(_change(client_id, "client.updated", **changes), as_json)

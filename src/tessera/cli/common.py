@@ -42,6 +42,7 @@ def operator_errors(command: Callable[..., T]) -> Callable[..., T]:
         from tessera.core.federation import PolicyError
         from tessera.store.clients import ClientExists, ClientNotFound
         from tessera.store.policies import PolicyExists, PolicyNotFound
+        from tessera.store.users import UserExists, UserNotFound
 
         try:
             return command(*args, **kwargs)
@@ -57,6 +58,10 @@ def operator_errors(command: Callable[..., T]) -> Callable[..., T]:
             raise click.ClickException(f"no trust policy {error}") from None
         except PolicyError as error:
             raise click.ClickException(str(error)) from None
+        except UserExists as error:
+            raise click.ClickException(f"user {error} already exists") from None
+        except UserNotFound as error:
+            raise click.ClickException(f"no user {error}") from None
         except (SQLAlchemyError, OSError) as error:
             # OSError: the driver could not connect at all (refused, timed out).
             raise click.ClickException(

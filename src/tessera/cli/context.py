@@ -13,12 +13,15 @@ from typing import Any
 from tessera.config import Settings
 from tessera.core.audit import Audit
 from tessera.core.client_assertion import PRIVATE_KEY_JWT
+from tessera.core.client_auth import PUBLIC
 from tessera.core.clients import Client
 from tessera.core.secrets import generate_secret, hash_secret
 from tessera.keys.manager import KeyManager
 from tessera.node import open_node
 from tessera.store.clients import ClientRepository
+from tessera.store.consents import ConsentRepository
 from tessera.store.policies import PolicyRepository
+from tessera.store.users import UserRepository
 
 
 @dataclass
@@ -29,6 +32,8 @@ class Operator:
     pepper: bytes
     audit: Audit
     policies: PolicyRepository
+    users: UserRepository
+    consents: ConsentRepository
 
     async def register(
         self,
@@ -79,6 +84,27 @@ class Operator:
             )
         )
 
+    async def register_public_client(
+        self,
+        client_id: str,
+        *,
+        scopes: frozenset[str],
+        audiences: tuple[str, ...],
+        **options: Any,
+    ) -> None:
+        """Create a public client (RFC 6749 §2.1): a native or browser app
+        that cannot keep a secret, so it has none and must use PKCE."""
+        # Random bytes fill the required secret_hash, as for private_key_jwt:
+        # no secret is known to hash to them.
+        client = Client.register(
+            client_id,
+            secrets.token_bytes(32),
+            scopes=scopes,
+            audiences=audiences,
+            **options,
+        )
+        await self._create(dataclasses.replace(client, auth_method=PUBLIC))
+
     async def _create(self, client: Client) -> None:
         if client.signing_alg:
             await self.keys.ensure({client.signing_alg})
@@ -97,6 +123,8 @@ async def operator(settings: Settings) -> AsyncIterator[Operator]:
             node.pepper,
             node.audit,
             PolicyRepository(node.sessions),
+            users=UserRepository(node.sessions),
+            consents=ConsentRepository(node.sessions),
         )
     finally:
         await node.close()

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from tessera.cli import clients, demo, keys, token, trust
+from tessera.cli import clients, demo, keys, token, trust, users
 from tessera.cli.common import load_settings, operator_errors, run
 
 
@@ -62,7 +62,9 @@ def serve(host: str | None, port: int | None, issuer: str | None) -> None:
 cli.add_command(clients.clients)
 cli.add_command(keys.keys)
 cli.add_command(trust.trust)
+cli.add_command(users.users)
 cli.add_command(token.token)
 cli.add_command(demo.demo_api)
 cli.add_command(demo.demo)
 cli.add_command(demo.demo_issuer)
+cli.add_command(demo.demo_dashboard)

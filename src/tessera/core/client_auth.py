@@ -1,8 +1,13 @@
 """Client authentication with a secret (RFC 6749 §2.3.1), or with a signed
-JWT (``private_key_jwt``, see tessera.core.client_assertion).
+JWT (``private_key_jwt``, see tessera.core.client_assertion), or none at all
+for a public client (RFC 6749 §2.1; ``none`` in RFC 7591 §2).
 
-``client_secret_basic``, ``client_secret_post`` and ``private_key_jwt``; one
-method per request, and each client uses the one it was registered with.
+``client_secret_basic``, ``client_secret_post``, ``private_key_jwt`` and
+``none``; one method per request, and each client uses the one it was
+registered with. A ``client_id`` alone proves nothing: it is accepted only
+for a client registered as public, which the token endpoint then lets use
+nothing but the grants whose proof is elsewhere (a PKCE verifier, a refresh
+token bound to it).
 Unknown, disabled and wrong-secret clients take the same path and the same
 work, and fail with the same error, so responses reveal no client ids. An
 assertion names its client in the clear, so private_key_jwt spends no such
@@ -32,6 +37,8 @@ _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _DUMMY_HASH = b"\0" * 32
 # The auth_method of a client with a secret (a name, not a secret).
 CLIENT_SECRET = "client_secret"  # noqa: S105
+# The auth_method of a public client, which has no credentials.
+PUBLIC = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,9 @@ def read_credentials(authorization: str | None, form: Form) -> Credentials:
         if body_id is None:
             raise InvalidRequest("The client_id parameter is missing.")
         return Credentials(body_id, body_secret, "client_secret_post")
+    if body_id is not None:
+        # Only a public client may stop here; authenticate checks it is one.
+        return Credentials(body_id, "", PUBLIC)
     raise InvalidClient(detail="no client authentication")
 
 
@@ -138,6 +148,8 @@ async def authenticate(
         client = await clients.get(credentials.client_id)
     if credentials.method == PRIVATE_KEY_JWT:
         return await _authenticate_assertion(credentials, client, assertions, now)
+    if credentials.method == PUBLIC:
+        return _identify_public(client)
 
     current, previous = client.secret_hashes(now) if client else (_DUMMY_HASH, None)
     matched = secret_matches(pepper, credentials.secret, current, previous)
@@ -156,6 +168,18 @@ async def authenticate(
     if reason is not None:
         raise InvalidClient(detail=reason, basic=credentials.basic)
     assert client is not None
+    return client
+
+
+def _identify_public(client: Client | None) -> Client:
+    """A bare client_id names a public client; for any other client it is
+    a request without authentication, refused as one."""
+    if client is None:
+        raise InvalidClient(detail="unknown client")
+    if client.disabled:
+        raise InvalidClient(detail="client disabled")
+    if client.auth_method != PUBLIC:
+        raise InvalidClient(detail="no client authentication")
     return client
 
 

@@ -46,6 +46,8 @@ class Client:
         token_ttl: int | None = None,
         signing_alg: str | None = None,
         may_introspect: bool = False,
+        redirect_uris: tuple[str, ...] = (),
+        post_logout_redirect_uris: tuple[str, ...] = (),
     ) -> Client:
         """A new, enabled client; without default scopes, all its scopes."""
         return cls(
@@ -61,6 +63,8 @@ class Client:
             signing_alg=signing_alg,
             disabled=False,
             may_introspect=may_introspect,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
         )
 
     def secret_hashes(self, now: float) -> tuple[bytes, bytes | None]:

@@ -1,5 +1,6 @@
 """Introspection (RFC 7662) and revocation (RFC 7009) of the issuer's own
-access tokens.
+access tokens and refresh tokens. A refresh token is only ever shown to, and
+revoked by, its own client; revoking one revokes its whole family.
 
 Neither is on the issuance hot path, so the issuer's own tokens are read
 with joserfc against the published key set rather than a fast path."""
@@ -18,6 +19,8 @@ from joserfc.jwk import KeySet
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidRequest
 from tessera.core.exchange import POLICY_CLIENT_PREFIX, PolicyDirectory
+from tessera.core.refresh import PREFIX as REFRESH_TOKEN_PREFIX
+from tessera.core.refresh import RefreshTokens
 from tessera.keys.ring import KeyRing
 from tessera.keys.signing import ALGORITHMS
 
@@ -44,6 +47,7 @@ class TokenInspector:
         clients: ClientDirectory,
         *,
         policies: PolicyDirectory | None = None,
+        refresh: RefreshTokens | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer
@@ -51,6 +55,7 @@ class TokenInspector:
         self._revocations = revocations
         self._clients = clients
         self._policies = policies
+        self._refresh = refresh
         self._clock = clock
         self._key_set: tuple[str, KeySet] | None = None
 
@@ -85,18 +90,34 @@ class TokenInspector:
         return self._key_set[1]
 
     async def introspect(self, token: str, caller: Client) -> dict[str, Any]:
+        if self._refresh is not None and token.startswith(REFRESH_TOKEN_PREFIX):
+            record = await self._refresh.find(token)
+            if record is None or record.client_id != caller.client_id:
+                return INACTIVE
+            return self._refresh.introspect(record, self._clock())
         claims = self.read(token)
         if claims is None or claims["exp"] <= self._clock():
             return INACTIVE
         if not _may_see(caller, claims):
             return INACTIVE
-        if await self._revocations.is_revoked(claims["jti"]):
-            return INACTIVE
-        # A token outlives neither its client's deletion nor its disabling;
-        # nor, for a federated token, its trust policy's.
-        if not await self._owner_active(claims):
+        if not await self._still_valid(claims):
             return INACTIVE
         return {"active": True, "token_type": "Bearer", **claims}
+
+    async def active_claims(self, token: str) -> dict[str, Any] | None:
+        """The claims of an access token that is active, whoever may see
+        it; None otherwise. For endpoints the token itself opens (userinfo)."""
+        claims = self.read(token)
+        if claims is None or claims["exp"] <= self._clock():
+            return None
+        return claims if await self._still_valid(claims) else None
+
+    async def _still_valid(self, claims: dict[str, Any]) -> bool:
+        if await self._revocations.is_revoked(claims["jti"]):
+            return False
+        # A token outlives neither its client's deletion nor its disabling;
+        # nor, for a federated token, its trust policy's.
+        return await self._owner_active(claims)
 
     async def _owner_active(self, claims: dict[str, Any]) -> bool:
         policy_name = claims.get("trust_policy")
@@ -112,8 +133,18 @@ class TokenInspector:
     async def revoke(self, token: str, caller: Client) -> bool:
         """Revoke the token; False when there was nothing to revoke. RFC 7009
         §2.2: an invalid or expired token is not an error."""
-        claims = self.read(token)
         now = self._clock()
+        if self._refresh is not None and token.startswith(REFRESH_TOKEN_PREFIX):
+            record = await self._refresh.find(token)
+            if record is None or record.revoked_at is not None:
+                return False
+            if record.client_id != caller.client_id:
+                raise InvalidRequest("The token was not issued to this client.")
+            await self._refresh.revoke_family(
+                record.family_id, now, client_id=caller.client_id, reason="revoked"
+            )
+            return True
+        claims = self.read(token)
         if claims is None or claims["exp"] <= now:
             return False
         if claims["client_id"] != caller.client_id:

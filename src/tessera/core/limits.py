@@ -2,9 +2,13 @@
 
 The token endpoint runs, before anything costly:
 
-    check_source_rate → read_credentials → check_client_rate
-    → authenticate: check_lockout → check the secret or the assertion
-      → count the failure (slow down, then lock out) or clear the count
+    read_credentials → admit: the source's rate, the client's rate and its
+      lockout, in one step (one round trip to Redis)
+    → authenticate: check the secret or the assertion → count the failure
+      (slow down, then lock out) or clear the count, if there is one
+
+A request too malformed to name its client is counted against its source
+alone (``check_source_rate``).
 
 Introspection and revocation share the ``authenticate`` step, so a guess
 made at any of the three endpoints counts against the same client id.
@@ -88,9 +92,33 @@ class Limiter(Protocol):
         """Forget the id's failures: it has just authenticated."""
         ...
 
+    async def admit(
+        self, checks: tuple[RateCheck, ...], client_id: str, now: float
+    ) -> Admission:
+        """The token endpoint's questions in one step, atomic per key and one
+        round trip where the counts live elsewhere: ``hit`` each check in
+        order, stopping at the first refused, then the id's lock and whether
+        it has failures on record."""
+        ...
+
     async def close(self) -> None:
         """Release connections, if any."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateCheck:
+    key: str
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    # Seconds to wait when a rate check refused; 0.0 when all conformed.
+    wait: float
+    locked_until: float | None
+    has_failures: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,17 +196,47 @@ class Guard:
             if wait:
                 raise TooManyRequests(wait, detail="rate limited")
 
+    async def admit(self, source: str, client_id: str, now: float) -> Admission:
+        """Both rate limits and the lockout check at once: on Redis one round
+        trip instead of three (measured: four round trips cut a node's
+        issuance to a fifth). Raises TooManyRequests as the separate checks
+        would; pass the result to ``authenticate``."""
+        rates = self._rates
+        checks = []
+        if rates.per_source:
+            checks.append(
+                RateCheck("source:" + source, rates.per_source, rates.per_source_burst)
+            )
+        if rates.per_client:
+            checks.append(
+                RateCheck(
+                    "client:" + key_id(client_id),
+                    rates.per_client,
+                    rates.per_client_burst,
+                )
+            )
+        admission = await self._limiter.admit(tuple(checks), key_id(client_id), now)
+        if admission.wait:
+            raise TooManyRequests(admission.wait, detail="rate limited")
+        if admission.locked_until is not None:
+            raise TooManyRequests(admission.locked_until - now, detail="locked out")
+        return admission
+
     async def authenticate(
         self,
         credentials: Credentials,
         clients: ClientDirectory,
         pepper: bytes,
         now: float,
+        admitted: Admission | None = None,
     ) -> Client:
         """``client_auth.authenticate``, refused while the id is locked out,
-        with its failures counted and its success clearing the count."""
+        with its failures counted and its success clearing the count.
+        ``admitted``, from ``admit``, has answered the lock question already
+        and says whether there is a count to clear."""
         client_id = key_id(credentials.client_id)
-        await self.check_lockout(client_id, now)
+        if admitted is None:
+            await self.check_lockout(client_id, now)
         try:
             client = await authenticate(
                 credentials, clients, pepper, now, self._assertions
@@ -186,7 +244,8 @@ class Guard:
         except InvalidClient:
             await self.count_failure(client_id, now)
             raise
-        await self._limiter.clear_failures(client_id)
+        if admitted is None or admitted.has_failures:
+            await self._limiter.clear_failures(client_id)
         return client
 
     async def check_lockout(self, client_id: str, now: float) -> None:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105
 RSA_KEY_BITS = 3072
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -76,13 +77,20 @@ class SigningKey:
     encoded_header: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        header = {"alg": self.alg, "typ": "at+jwt", "kid": self.kid}
-        encoded = _b64(json.dumps(header, separators=(",", ":")).encode())
-        object.__setattr__(self, "encoded_header", encoded)
+        object.__setattr__(self, "encoded_header", self._header(ACCESS_TOKEN_TYP))
 
-    def sign_jwt(self, claims: dict[str, Any]) -> str:
+    def _header(self, typ: str) -> bytes:
+        header = {"alg": self.alg, "typ": typ, "kid": self.kid}
+        return _b64(json.dumps(header, separators=(",", ":")).encode())
+
+    def sign_jwt(self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP) -> str:
+        """A compact JWS of ``claims``. The default ``typ`` is an access
+        token's (RFC 9068 §2.1), whose header is encoded once per key; any
+        other (``JWT`` for an ID token) is encoded per call, so that no ID
+        token can ever pass for an access token."""
+        header = self.encoded_header if typ == ACCESS_TOKEN_TYP else self._header(typ)
         payload = _b64(orjson.dumps(claims))
-        signing_input = self.encoded_header + b"." + payload
+        signing_input = header + b"." + payload
         return (signing_input + b"." + _b64(self._sign(signing_input))).decode()
 
     def _sign(self, data: bytes) -> bytes:

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tessera.config import Settings
-from tessera.server import discovery, endpoints
+from tessera.server import discovery, endpoints, userinfo
+from tessera.server.browser.routes import routes as browser_routes
 from tessera.server.http import PostEndpoint, Receive, Scope, Send
 from tessera.server.metrics import CONTENT_TYPE
 from tessera.server.runtime import Runtime, start
@@ -92,9 +93,11 @@ class TesseraApp:
                     discovery.server_metadata,
                     methods=_ANY_METHOD,
                 ),
+                Route("/oauth2/userinfo", userinfo.userinfo, methods=_ANY_METHOD),
                 Route("/healthz", healthz),
                 Route("/readyz", readyz),
                 Route("/metrics", metrics),
+                *browser_routes(),
             ],
             lifespan=lifespan,
         )

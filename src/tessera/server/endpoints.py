@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tessera.core.client_auth import read_credentials
+from tessera.core.client_auth import PUBLIC, read_credentials
 from tessera.core.clients import Client
-from tessera.core.errors import UnsupportedTokenType
+from tessera.core.errors import InvalidClient, UnsupportedTokenType
 from tessera.core.form import Form
 from tessera.core.limits import TrustedProxies
 from tessera.server.http import PostEndpoint, Reply, Request
@@ -40,6 +40,10 @@ def build(runtime: Runtime) -> dict[str, PostEndpoint]:
 
     async def introspect(request: Request) -> Reply:
         client, token_value = await authenticated(request)
+        if client.auth_method == PUBLIC:
+            # RFC 7662 §2.1 asks for authorization; a bare client_id is none.
+            # Revocation is open to public clients (RFC 7009 §2.1).
+            raise InvalidClient(detail="public clients may not introspect")
         return Reply(await runtime.inspector.introspect(token_value, client))
 
     async def revoke(request: Request) -> Reply:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import TypeVar
 
-from tessera.core.limits import gcra
+from tessera.core.limits import Admission, RateCheck, gcra
 
 MAX_KEYS = 100_000
 SWEEP_INTERVAL = 60.0
@@ -78,6 +78,20 @@ class LocalLimiter:
 
     async def clear_failures(self, client_id: str) -> None:
         self._failures.pop(client_id, None)
+
+    async def admit(
+        self, checks: tuple[RateCheck, ...], client_id: str, now: float
+    ) -> Admission:
+        for check in checks:
+            wait = await self.hit(check.key, check.rate, check.burst, now)
+            if wait:
+                return Admission(wait, None, False)
+        failures = self._failures.get(client_id)
+        return Admission(
+            0.0,
+            await self.locked_until(client_id, now),
+            failures is not None and failures[1] > now,
+        )
 
     async def close(self) -> None:
         pass

@@ -37,7 +37,15 @@ from redis.exceptions import RedisError
 from tessera.config import Settings
 from tessera.core.audit import Audit
 from tessera.core.client_assertion import ClientAssertions
-from tessera.core.limits import Guard, Limiter, Lockout, RateLimits
+from tessera.core.limits import (
+    Admission,
+    Guard,
+    Limiter,
+    Lockout,
+    RateCheck,
+    RateLimits,
+)
+from tessera.core.users import LoginThrottle
 from tessera.server.limits_local import LocalLimiter
 
 logger = logging.getLogger("tessera.server")
@@ -67,6 +75,32 @@ tat = tat + interval
 local ttl = math.max(1, math.ceil((tat - now) * 1000))
 redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', ttl)
 return '0'
+"""
+
+# The token endpoint's admission in one round trip. KEYS: a TAT key per
+# rate check, then the id's lock and failure keys. ARGV: now, then an
+# (interval, burst) pair per rate check. Returns {wait} when a check refuses
+# (later checks uncounted), else {"0", lock end or "", 1 if failures}.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local checks = #KEYS - 2
+for i = 1, checks do
+  local interval = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then
+    tat = now
+  end
+  local allowed_at = tat - (burst - 1) * interval
+  if now < allowed_at then
+    return {string.format('%.17g', allowed_at - now)}
+  end
+  tat = tat + interval
+  local ttl = math.max(1, math.ceil((tat - now) * 1000))
+  redis.call('SET', KEYS[i], string.format('%.17g', tat), 'PX', ttl)
+end
+local lock = redis.call('GET', KEYS[checks + 1]) or ''
+return {'0', lock, redis.call('EXISTS', KEYS[checks + 2])}
 """
 
 # KEYS[1]: the id's failure count. ARGV[1]: the window, ms. The window opens
@@ -104,6 +138,7 @@ class RedisLimiter:
         self._monotonic = monotonic
         self._gcra = self._redis.register_script(_GCRA)
         self._count_failure = self._redis.register_script(_COUNT_FAILURE)
+        self._admit = self._redis.register_script(_ADMIT)
         self._skip_until = 0.0
         self._next_warning = 0.0
 
@@ -152,6 +187,28 @@ class RedisLimiter:
 
         await self._either(remote, lambda: self._fallback.clear_failures(client_id))
 
+    async def admit(
+        self, checks: tuple[RateCheck, ...], client_id: str, now: float
+    ) -> Admission:
+        async def remote() -> Admission:
+            keys = [self._prefix + "rate:" + check.key for check in checks]
+            keys += [self._prefix + "lock:" + client_id]
+            keys += [self._prefix + "fail:" + client_id]
+            args: list[object] = [repr(now)]
+            for check in checks:
+                args += [repr(1 / check.rate), check.burst]
+            answer = await self._admit(keys=keys, args=args)
+            wait = float(answer[0])
+            if wait:
+                return Admission(wait, None, False)
+            lock = float(answer[1]) if answer[1] else None
+            locked_until = lock if lock is not None and lock > now else None
+            return Admission(0.0, locked_until, bool(int(answer[2])))
+
+        return await self._either(
+            remote, lambda: self._fallback.admit(checks, client_id, now)
+        )
+
     async def close(self) -> None:
         await self._redis.aclose()
 
@@ -187,15 +244,18 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
+def open_limiter(settings: Settings) -> Limiter:
+    """Counts in Redis when ``redis_url`` is set, else in this process."""
+    local = LocalLimiter()
+    return RedisLimiter(settings.redis_url, local) if settings.redis_url else local
+
+
 def open_guard(
     settings: Settings, audit: Audit, *, assertions: ClientAssertions | None = None
 ) -> Guard:
     """The node's limits, counted in Redis when ``redis_url`` is set; the
     guard authenticates private_key_jwt clients with ``assertions``."""
-    local = LocalLimiter()
-    limiter: Limiter = (
-        RedisLimiter(settings.redis_url, local) if settings.redis_url else local
-    )
+    limiter = open_limiter(settings)
     rates = RateLimits(
         per_client=settings.rate_limit_per_client,
         per_client_burst=settings.rate_limit_per_client_burst,
@@ -209,3 +269,15 @@ def open_guard(
         lockout_seconds=settings.auth_lockout_seconds,
     )
     return Guard(limiter, rates, lockout, audit, assertions=assertions)
+
+
+def open_login_throttle(settings: Settings, audit: Audit) -> LoginThrottle:
+    """Failed logins, counted like the guard's (its own limiter; close it
+    with ``close``) under the ``login_*`` settings."""
+    lockout = Lockout(
+        window=settings.login_failure_window,
+        slowdown_after=settings.login_slowdown_after,
+        lockout_after=settings.login_lockout_after,
+        lockout_seconds=settings.login_lockout_seconds,
+    )
+    return LoginThrottle(open_limiter(settings), lockout, audit)

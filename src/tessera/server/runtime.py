@@ -11,25 +11,34 @@ from dataclasses import dataclass, field
 
 from tessera.config import Settings
 from tessera.core.client_assertion import ClientAssertions
+from tessera.core.code_grant import AUTHORIZATION_CODE, AuthorizationCodeGrant
 from tessera.core.exchange import FederatedGrants
+from tessera.core.id_tokens import ID_TOKEN_ALG, IdTokens
 from tessera.core.introspection import TokenInspector
 from tessera.core.limits import Guard
 from tessera.core.minting import AccessTokenMinter
-from tessera.core.token_endpoint import TokenEndpoint
+from tessera.core.refresh import REFRESH_TOKEN, RefreshTokenGrant, RefreshTokens
+from tessera.core.token_endpoint import TokenEndpoint, UserGrant
+from tessera.core.user_tokens import UserTokens
+from tessera.core.userinfo import UserInfo
 from tessera.federation.client_keys import ClientKeySources
 from tessera.federation.external_token import ExternalIssuers
 from tessera.keys.manager import KeyManager
 from tessera.node import AuditSink, Node, open_node
+from tessera.server.browser.state import BrowserState
 from tessera.server.client_snapshot import ClientSnapshot
 from tessera.server.limits_redis import open_guard
 from tessera.server.metrics import Metrics
 from tessera.server.policy_snapshot import PolicySnapshot
 from tessera.store.changes import versions
 from tessera.store.clients import ClientRepository
+from tessera.store.codes import AuthorizationCodes
 from tessera.store.notifications import ChangeListener, asyncpg_dsn
 from tessera.store.policies import PolicyRepository
+from tessera.store.refresh_tokens import RefreshTokenRepository
 from tessera.store.revocations import RevocationRepository
 from tessera.store.used_assertions import UsedAssertionRepository
+from tessera.store.users import UserRepository
 
 logger = logging.getLogger("tessera.server")
 
@@ -52,6 +61,11 @@ class Runtime:
     policies: PolicySnapshot
     external: ExternalIssuers
     used_assertions: UsedAssertionRepository
+    # Sessions, pending authorization requests, consents, logins.
+    browser: BrowserState
+    id_tokens: IdTokens
+    refresh_tokens: RefreshTokenRepository
+    userinfo: UserInfo
     versions: dict[str, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Set by a change notification (or a lost listener): reload now.
@@ -109,11 +123,14 @@ class Runtime:
 
     async def _maintain(self) -> None:
         """Rotate keys that are due; forget revocations of tokens that have
-        expired anyway, and client assertions that can no longer be replayed."""
+        expired anyway, client assertions that can no longer be replayed, and
+        expired browser sessions and pending authorization requests."""
         if await self.keys.rotate_due():
             await self.refresh()
         await self.revocations.purge_expired(int(self.clock()))
         await self.used_assertions.purge_expired(int(self.clock()))
+        await self.browser.purge_expired(int(self.clock()))
+        await self.refresh_tokens.purge_expired(int(self.clock()))
 
     def start_background(self) -> None:
         self.tasks.append(asyncio.create_task(self._follow_changes()))
@@ -135,6 +152,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.guard.close()
+        await self.browser.close()
         await self.external.aclose()
         await self.node.close()
 
@@ -156,7 +174,8 @@ async def start(settings: Settings, clock: Callable[[], float] = time.time) -> R
 async def _assemble(
     settings: Settings, node: Node, clock: Callable[[], float], metrics: Metrics
 ) -> Runtime:
-    await node.keys.ensure({settings.default_signing_alg})
+    # ID tokens are always RS256 (see tessera.core.id_tokens).
+    await node.keys.ensure({settings.default_signing_alg, ID_TOKEN_ALG})
     keyring = await node.keys.load()
     sessions, audit, keys = node.sessions, node.audit, node.keys
     clients = ClientSnapshot(
@@ -188,6 +207,31 @@ async def _assemble(
         clock=clock, refresh_interval=settings.external_jwks_refetch_interval
     )
     federated = FederatedGrants(policies, external, minter, audit=audit, clock=clock)
+    revocations = RevocationRepository(sessions)
+    users = UserRepository(sessions)
+    id_tokens = IdTokens(
+        settings.issuer, lambda: minter.keyring, max_ttl=settings.max_token_ttl
+    )
+    user_tokens = UserTokens(
+        minter,
+        id_tokens,
+        users,
+        fallback_audience=settings.issuer + "/oauth2/userinfo",
+        audit=audit,
+    )
+    refresh_tokens = RefreshTokenRepository(sessions)
+    refresh = RefreshTokens(
+        refresh_tokens,
+        ttl=settings.refresh_token_ttl,
+        reuse_grace=settings.refresh_reuse_grace,
+        audit=audit,
+    )
+    user_grants: dict[str, UserGrant] = {
+        AUTHORIZATION_CODE: AuthorizationCodeGrant(
+            AuthorizationCodes(sessions), user_tokens, refresh, revocations, audit=audit
+        ),
+        REFRESH_TOKEN: RefreshTokenGrant(refresh, user_tokens),
+    }
     endpoint = TokenEndpoint(
         clients,
         minter,
@@ -195,11 +239,17 @@ async def _assemble(
         audit=audit,
         guard=guard,
         federated=federated,
+        user_grants=user_grants,
         clock=clock,
     )
-    revocations = RevocationRepository(sessions)
     inspector = TokenInspector(
-        settings.issuer, keyring, revocations, clients, policies=policies, clock=clock
+        settings.issuer,
+        keyring,
+        revocations,
+        clients,
+        policies=policies,
+        refresh=refresh,
+        clock=clock,
     )
     runtime = Runtime(
         settings=settings,
@@ -218,6 +268,10 @@ async def _assemble(
         policies=policies,
         external=external,
         used_assertions=used_assertions,
+        browser=BrowserState.open(settings, node),
+        id_tokens=id_tokens,
+        refresh_tokens=refresh_tokens,
+        userinfo=UserInfo(inspector, users),
     )
     await runtime.refresh()
     return runtime
