@@ -1,4 +1,5 @@
-"""``tessera demo-api``, ``tessera demo`` and ``tessera demo-issuer``."""
+"""``tessera demo-api``, ``tessera demo``, ``tessera demo-issuer`` and
+``tessera demo-dashboard``."""
 
 from __future__ import annotations
 
@@ -147,6 +148,66 @@ def demo_issuer(
     server.run()
     if not server.started:
         sys.exit(1)
+
+
+@click.command(name="demo-dashboard")
+@click.option("--issuer", required=True, help="The OpenID Provider's issuer URL.")
+@click.option("--client-id", required=True, help="The dashboard's client id.")
+@click.option(
+    "--client-secret-env",
+    metavar="VAR",
+    help="Read a confidential client's secret from this environment variable "
+    "[a public client, with no secret].",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8200, show_default=True)
+def demo_dashboard(
+    issuer: str,
+    client_id: str,
+    client_secret_env: str | None,
+    host: str,
+    port: int,
+) -> None:
+    """Run the demo dashboard, a web application that signs people in with
+    OpenID Connect (authorization code with PKCE).
+
+    Register its client with redirect URI http://HOST:PORT/callback and
+    post-logout redirect URI http://HOST:PORT/signed-out."""
+    import asyncio
+
+    import httpx
+    import uvicorn
+
+    from tessera.demo.dashboard import DashboardConfig, build_dashboard
+    from tessera.demo.oidc_client import DiscoveryError, ProviderMetadata, discover
+
+    secret = None
+    if client_secret_env:
+        secret = os.environ.get(client_secret_env)
+        if not secret:
+            raise click.ClickException(f"the variable {client_secret_env} is not set")
+
+    async def preflight() -> ProviderMetadata:
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await discover(issuer, http)
+
+    try:
+        metadata = asyncio.run(preflight())
+    except DiscoveryError as error:
+        raise click.ClickException(str(error)) from None
+    shown_host = f"[{host}]" if ":" in host else host
+    config = DashboardConfig(
+        issuer=issuer,
+        client_id=client_id,
+        base_url=f"http://{shown_host}:{port}",
+        client_secret=secret,
+    )
+    click.echo(
+        f"Demo dashboard on {config.base_url}/ (redirect URI "
+        f"{config.redirect_uri}, post-logout {config.post_logout_redirect_uri})"
+    )
+    app = build_dashboard(config, metadata=metadata)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def _is_loopback(host: str) -> bool:
