@@ -58,10 +58,14 @@ class Dashboard:
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(
+        reason = (
             f"no Chromium at {CHROMIUM}: apt-get install -y "
             "--no-install-recommends chromium"
         )
+        # CI installs Chromium, so there a missing browser is a failure.
+        if os.environ.get("TESSERA_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -144,6 +144,7 @@ def issue_code(
     challenge: str | None = None,
     nonce: str | None = None,
     redirect_uri: str = REDIRECT_URI,
+    redirect_uri_given: bool = True,
     auth_time: int | None = None,
     expires_in: int = 60,
 ) -> str:
@@ -158,6 +159,7 @@ def issue_code(
                     client_id=client_id,
                     user_id=user_id,
                     redirect_uri=redirect_uri,
+                    redirect_uri_given=redirect_uri_given,
                     scope=scope,
                     code_challenge=challenge,
                     nonce=nonce,

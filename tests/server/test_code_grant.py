@@ -240,7 +240,7 @@ def test_the_redirect_uri_must_be_the_same_exactly(
     assert_error(response, 400, "invalid_grant", GRANT_INVALID)
 
 
-def test_the_redirect_uri_is_required(
+def test_the_redirect_uri_is_required_when_the_request_named_it(
     server: RunningServer, http: httpx.Client, rp: RelyingParty, person: str
 ) -> None:
     proof = pkce()
@@ -251,6 +251,50 @@ def test_the_redirect_uri_is_required(
     assert_error(
         response, 400, "invalid_request", "The redirect_uri parameter is missing."
     )
+
+
+@pytest.mark.parametrize(
+    "presented", [pytest.param(None, id="left out"), pytest.param(REDIRECT_URI)]
+)
+def test_a_request_that_named_no_redirect_uri_may_leave_it_out(
+    server: RunningServer,
+    http: httpx.Client,
+    rp: RelyingParty,
+    person: str,
+    presented: str | None,
+) -> None:
+    """RFC 6749 §4.1.3: required only if the authorization request had it."""
+    proof = pkce()
+    code = issue_code(
+        server,
+        rp.client_id,
+        person,
+        challenge=proof.challenge,
+        redirect_uri_given=False,
+    )
+
+    response = redeem(http, rp, code, proof.verifier, redirect_uri=presented)
+
+    assert response.status_code == 200, response.text
+
+
+def test_a_request_that_named_no_redirect_uri_still_refuses_another(
+    server: RunningServer, http: httpx.Client, rp: RelyingParty, person: str
+) -> None:
+    proof = pkce()
+    code = issue_code(
+        server,
+        rp.client_id,
+        person,
+        challenge=proof.challenge,
+        redirect_uri_given=False,
+    )
+
+    response = redeem(
+        http, rp, code, proof.verifier, redirect_uri=REDIRECT_URI + "/other"
+    )
+
+    assert_error(response, 400, "invalid_grant", GRANT_INVALID)
 
 
 @pytest.mark.parametrize(

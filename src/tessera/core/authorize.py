@@ -147,6 +147,9 @@ class AuthorizationRequest:
     max_age: int | None
     # When the server received it: max_age is measured from here.
     received_at: int
+    # False when the request named no redirect_uri and the client's only
+    # one stands in (see check_redirect_uri).
+    redirect_uri_given: bool = True
     # The session started by a login made for this request, which satisfies
     # prompt=login and max_age whatever the clock says.
     login_session: str | None = None
@@ -172,6 +175,7 @@ class AuthorizationRequest:
             "prompt": sorted(self.prompt),
             "max_age": self.max_age,
             "received_at": self.received_at,
+            "redirect_uri_given": self.redirect_uri_given,
             "login_session": self.login_session,
         }
 
@@ -187,6 +191,7 @@ class AuthorizationRequest:
             prompt=frozenset(params["prompt"]),
             max_age=params["max_age"],
             received_at=params["received_at"],
+            redirect_uri_given=params["redirect_uri_given"],
             login_session=params.get("login_session"),
         )
 
@@ -224,6 +229,7 @@ async def validate(
         prompt=prompt,
         max_age=max_age,
         received_at=now,
+        redirect_uri_given=query.get("redirect_uri") is not None,
     )
 
 

@@ -62,6 +62,9 @@ class Code(Protocol):
     def redirect_uri(self) -> str: ...
 
     @property
+    def redirect_uri_given(self) -> bool: ...
+
+    @property
     def scope(self) -> str: ...
 
     @property
@@ -117,7 +120,7 @@ class CodeStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class CodeParams:
     code: str
-    redirect_uri: str
+    redirect_uri: str | None
     code_verifier: str | None
 
 
@@ -228,11 +231,11 @@ class AuthorizationCodeGrant:
 
 
 def check_code_params(form: Form) -> CodeParams:
-    """RFC 6749 §4.1.3. Every authorization request here carries a
-    redirect_uri, so every token request must repeat it. The verifier's
-    syntax (RFC 7636 §4.1) is checked before any lookup."""
+    """RFC 6749 §4.1.3. Whether redirect_uri may be left out depends on
+    the code (check_redirect_uri). The verifier's syntax (RFC 7636 §4.1) is
+    checked before any lookup."""
     code = form.require("code")
-    redirect_uri = form.require("redirect_uri")
+    redirect_uri = form.get("redirect_uri")
     verifier = form.get("code_verifier")
     if verifier is not None and not _VERIFIER.match(verifier):
         raise InvalidRequest("The code_verifier is malformed.")
@@ -251,7 +254,12 @@ def check_client_binding(code: Code, client: Client) -> None:
 
 def check_redirect_uri(code: Code, params: CodeParams) -> None:
     """RFC 6749 §4.1.3 and §10.6: the very URI the code was sent to,
-    compared exactly."""
+    compared exactly. Only a request that named none (the client's one
+    registered URI was used) may be redeemed without it."""
+    if params.redirect_uri is None:
+        if code.redirect_uri_given:
+            raise InvalidRequest("The redirect_uri parameter is missing.")
+        return
     if params.redirect_uri != code.redirect_uri:
         raise InvalidGrant(detail="redirect_uri differs from the authorization's")
 

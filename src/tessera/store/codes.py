@@ -27,6 +27,7 @@ class IssuedCode:
     client_id: str
     user_id: str
     redirect_uri: str
+    redirect_uri_given: bool
     scope: str
     code_challenge: str | None
     nonce: str | None
@@ -59,6 +60,7 @@ class AuthorizationCodes:
                     client_id=code.client_id,
                     user_id=code.user_id,
                     redirect_uri=code.redirect_uri,
+                    redirect_uri_given=code.redirect_uri_given,
                     scope=code.scope,
                     code_challenge=code.code_challenge,
                     nonce=code.nonce,
@@ -91,6 +93,7 @@ class AuthorizationCodes:
                     client_id=row.client_id,
                     user_id=row.user_id,
                     redirect_uri=row.redirect_uri,
+                    redirect_uri_given=row.redirect_uri_given,
                     scope=row.scope,
                     code_challenge=row.code_challenge,
                     nonce=row.nonce,

@@ -89,6 +89,9 @@ class AuthorizationCodeRow(Base):
     client_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str] = mapped_column(String(36))
     redirect_uri: Mapped[str] = mapped_column(Text)
+    # False when the request named no redirect_uri (the client's only one
+    # was used): the token request may then leave it out (RFC 6749 §4.1.3).
+    redirect_uri_given: Mapped[bool] = mapped_column(Boolean)
     scope: Mapped[str] = mapped_column(Text)
     # S256 challenge; None when the request had none (then no verifier).
     code_challenge: Mapped[str | None] = mapped_column(String(128))

@@ -9,6 +9,7 @@ import pytest
 from tests.server.people.helpers import (
     CSP,
     LOCALHOST,
+    NATIVE_V4,
     PRIVATE_USE,
     REDIRECT,
     Setup,
@@ -20,6 +21,9 @@ from tests.server.people.helpers import (
     signed_in_browser,
     split,
 )
+
+# RFC 7636 Appendix B: the verifier of helpers.CHALLENGE.
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 
 # Redirect URIs: exact matching, and the loopback port exception.
 
@@ -126,6 +130,33 @@ def test_omitted_redirect_uri_is_the_only_registered_one(
 
     assert response.status_code == 302, response.text
     assert response.headers["location"].startswith("/login?request=")
+
+
+def test_code_of_a_request_without_redirect_uri_is_redeemed_without_it(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    """RFC 6749 §4.1.3: the token request repeats redirect_uri only if the
+    authorization request had one."""
+    started = authorize(
+        browser, params(setup, client_id=setup.public_id, redirect_uri=None)
+    )
+    login = sign_in(browser, started.headers["location"], setup.username)
+    answer = allow(browser, login.headers["location"])
+    base, query = split(answer.headers["location"])
+    assert base == NATIVE_V4
+
+    response = browser.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": setup.public_id,
+            "code": query["code"],
+            "code_verifier": VERIFIER,
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["token_type"] == "Bearer"
 
 
 # Errors the client receives at its redirect URI, each with state and iss.
@@ -422,3 +453,62 @@ def test_public_client_with_challenge_gets_a_code(
     base, query_params = split(response.headers["location"])
     assert base == redirect_uri
     assert set(query_params) == {"code", "state", "iss"}
+
+
+# The same request as a form (OIDC Core §3.1.2.1), answered with 303.
+
+
+def test_posted_request_is_handled_like_a_get(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    signed_in_browser(setup, browser)
+
+    response = browser.post("/oauth2/authorize", data=params(setup, state="posted"))
+
+    assert_code(response, 303, setup, state="posted")
+
+
+def test_posted_request_needing_login_goes_to_the_login_page(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    response = browser.post("/oauth2/authorize", data=params(setup))
+
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?request=")
+
+
+def test_posted_error_is_redirected_with_303(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    response = browser.post(
+        "/oauth2/authorize", data=params(setup, prompt="none", state="s")
+    )
+
+    assert response.status_code == 303
+    base, query = split(response.headers["location"])
+    assert base == REDIRECT
+    assert query["error"] == "login_required"
+    assert query["state"] == "s"
+
+
+def test_posted_request_with_a_bad_redirect_uri_is_an_error_page(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    response = browser.post(
+        "/oauth2/authorize",
+        data=params(setup, redirect_uri="https://app.example.evil.test/cb"),
+    )
+
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "The redirect_uri is not registered for this client." in response.text
+
+
+def test_posted_request_that_is_not_a_form_is_an_error_page(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    response = browser.post("/oauth2/authorize", json=params(setup))
+
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "The form was not sent as a form." in response.text

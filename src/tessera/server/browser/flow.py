@@ -1,7 +1,7 @@
 """The authorization code flow in the browser: ``/oauth2/authorize``, the
 login page and the consent page.
 
-    GET /oauth2/authorize → validate (tessera.core.authorize)
+    GET or POST /oauth2/authorize → validate (tessera.core.authorize)
       → next_step: LOGIN   → store the request → 302 /login?request=ID
                    CONSENT → store the request → 302 /consent?request=ID
                    ISSUE   → issue a code      → 302 redirect_uri?code=…
@@ -92,23 +92,28 @@ class Flow:
         state = runtime.browser
         now = int(runtime.clock())
         issuer = runtime.settings.issuer
+        # OIDC Core §3.1.2.1: GET and POST (a form) alike. A POST is answered
+        # with 303, so the browser does not post the form on (RFC 9700 §4.12).
+        if request.method == "POST":
+            params = await read_form(request, runtime.settings.max_body_bytes)
+            status = 303
+        else:
+            params, status = query(request), 302
 
         try:
-            auth = await validate(
-                query(request), runtime.clients, issuer=issuer, now=now
-            )
+            auth = await validate(params, runtime.clients, issuer=issuer, now=now)
             person = await state.signed_in(cookie(request, SESSION_COOKIE), now)
             step = await decide(state, auth, person, issuer)
         except Redirected as refusal:
-            return redirect(refusal.url, 302)
+            return redirect(refusal.url, status)
 
         if step is Step.ISSUE:
             assert person is not None
-            return redirect(await issue(runtime, auth, person), 302)
+            return redirect(await issue(runtime, auth, person), status)
         request_id = await state.requests.save(
             auth.to_params(), now + PENDING_REQUEST_TTL
         )
-        return redirect(f"/{step.value}?request={request_id}", 302)
+        return redirect(f"/{step.value}?request={request_id}", status)
 
     # /login
 
@@ -346,6 +351,7 @@ async def issue(runtime: Runtime, auth: AuthorizationRequest, person: SignedIn) 
             client_id=auth.client_id,
             user_id=person.user.user_id,
             redirect_uri=auth.redirect_uri,
+            redirect_uri_given=auth.redirect_uri_given,
             scope=scope,
             code_challenge=auth.code_challenge,
             nonce=auth.nonce,

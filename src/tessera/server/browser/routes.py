@@ -14,7 +14,7 @@ def routes() -> list[Route]:
     flow, logout = Flow(pages), Logout(pages)
     guarded = page_errors(pages)
     return [
-        Route("/oauth2/authorize", guarded(flow.authorize), methods=["GET"]),
+        Route("/oauth2/authorize", guarded(flow.authorize), methods=["GET", "POST"]),
         Route("/login", guarded(flow.login_page), methods=["GET"]),
         Route("/login", guarded(flow.login), methods=["POST"]),
         Route("/consent", guarded(flow.consent_page), methods=["GET"]),

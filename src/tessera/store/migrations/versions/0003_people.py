@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=128), nullable=False),
         sa.Column("user_id", sa.String(length=36), nullable=False),
         sa.Column("redirect_uri", sa.Text(), nullable=False),
+        sa.Column("redirect_uri_given", sa.Boolean(), nullable=False),
         sa.Column("scope", sa.Text(), nullable=False),
         sa.Column("code_challenge", sa.String(length=128), nullable=True),
         sa.Column("nonce", sa.Text(), nullable=True),
