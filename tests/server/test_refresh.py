@@ -107,7 +107,11 @@ def test_a_refresh_rotates_the_token_and_issues_new_ones(
     # OIDC Core §12.2: same person and client, the original auth_time, and
     # no nonce (there was no authorization request this time).
     _, id_claims = verify_id_token(http, body["id_token"], rp.client_id)
+    _, first_id = verify_id_token(http, tokens["id_token"], rp.client_id)
+    for claim in ("iss", "sub", "aud", "azp", "auth_time"):
+        assert id_claims[claim] == first_id[claim], claim
     assert id_claims["sub"] == person
+    assert id_claims["azp"] == rp.client_id
     assert id_claims["auth_time"] == first["auth_time"]
     assert "nonce" not in id_claims
     # The successor rotates in turn.

@@ -27,7 +27,9 @@ NATIVE_V6 = "http://[::1]/native"
 LOCALHOST = "http://localhost/cb"
 PRIVATE_USE = "com.example.app:/cb"
 LOGGED_OUT = "https://app.example/signed-out"
-CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 App. B
+# RFC 7636 Appendix B: a verifier and its S256 challenge.
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 PASSWORD = "correct horse battery"
 WRONG_CREDENTIALS = "Wrong username or password."
 CSP = (

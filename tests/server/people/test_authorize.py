@@ -12,6 +12,7 @@ from tests.server.people.helpers import (
     NATIVE_V4,
     PRIVATE_USE,
     REDIRECT,
+    VERIFIER,
     Setup,
     allow,
     assert_code,
@@ -21,9 +22,6 @@ from tests.server.people.helpers import (
     signed_in_browser,
     split,
 )
-
-# RFC 7636 Appendix B: the verifier of helpers.CHALLENGE.
-VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 
 # Redirect URIs: exact matching, and the loopback port exception.
 

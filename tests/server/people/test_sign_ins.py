@@ -1,0 +1,135 @@
+"""ID tokens across sign-ins, as the OpenID Foundation's basic OP plan
+checks them: auth_time kept by a silent authorization and renewed by a
+forced login, parameters a provider must ignore, and a code redeemed with
+client_secret_post."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.server.people.helpers import (
+    VERIFIER,
+    Setup,
+    allow,
+    assert_code,
+    authorize,
+    params,
+    sign_in,
+    signed_in_browser,
+    split,
+)
+
+
+def redeem(setup: Setup, browser: httpx.Client, location: str) -> dict[str, Any]:
+    """Redeem the code in ``location`` with client_secret_post; the ID
+    token's claims (its signature is checked by the code-grant tests)."""
+    _, query = split(location)
+    response = browser.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"],
+            "redirect_uri": params(setup)["redirect_uri"],
+            "code_verifier": VERIFIER,
+            "client_id": setup.client_id,
+            "client_secret": setup.server.secrets[setup.client_id],
+        },
+    )
+    assert response.status_code == 200, response.text
+    claims: dict[str, Any] = jwt.decode(
+        response.json()["id_token"], options={"verify_signature": False}
+    )
+    return claims
+
+
+def first_sign_in(setup: Setup, browser: httpx.Client) -> dict[str, Any]:
+    started = authorize(browser, params(setup))
+    login = sign_in(browser, started.headers["location"], setup.username)
+    answer = allow(browser, login.headers["location"])
+    assert_code(answer, 303, setup)
+    return redeem(setup, browser, answer.headers["location"])
+
+
+def test_a_silent_authorization_keeps_the_sign_in_time(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    first = first_sign_in(setup, browser)
+    time.sleep(1.1)
+
+    again = authorize(browser, params(setup, prompt="none"))
+    assert_code(again, 302, setup)
+    second = redeem(setup, browser, again.headers["location"])
+
+    assert second["sub"] == first["sub"] == setup.user_id
+    assert second["auth_time"] == first["auth_time"]
+    assert second["iat"] > first["iat"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"prompt": "login"}, id="prompt=login"),
+        pytest.param({"max_age": "1"}, id="max_age=1 after 2 s"),
+    ],
+)
+def test_a_forced_login_renews_the_sign_in_time(
+    setup: Setup, browser: httpx.Client, changes: dict[str, str]
+) -> None:
+    first = first_sign_in(setup, browser)
+    # Times are whole seconds: after 2 s at least 2 have passed, more than
+    # max_age=1 (OIDC Core §3.1.2.1 asks for a login when more have).
+    time.sleep(2.05)
+
+    again = authorize(browser, params(setup, **changes))
+    assert again.headers["location"].startswith("/login?request=")
+    login = sign_in(browser, again.headers["location"], setup.username)
+    assert_code(login, 303, setup)
+    second = redeem(setup, browser, login.headers["location"])
+
+    assert second["sub"] == first["sub"]
+    assert second["auth_time"] > first["auth_time"]
+    assert abs(second["auth_time"] - time.time()) < 5
+
+
+def test_a_long_max_age_keeps_the_sign_in_time(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    first = first_sign_in(setup, browser)
+
+    again = authorize(browser, params(setup, max_age="10000"))
+    assert_code(again, 302, setup)
+    second = redeem(setup, browser, again.headers["location"])
+
+    assert second["auth_time"] == first["auth_time"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"display": "page"}, id="display=page"),
+        pytest.param({"display": "popup"}, id="display=popup"),
+        pytest.param({"ui_locales": "se"}, id="ui_locales"),
+        pytest.param({"claims_locales": "se"}, id="claims_locales"),
+        pytest.param({"acr_values": "1 2"}, id="acr_values"),
+        pytest.param({"login_hint": "someone@example.test"}, id="login_hint"),
+        pytest.param({"id_token_hint": "not.checked.here"}, id="id_token_hint"),
+        pytest.param(
+            {"claims": '{"userinfo":{"name":{"essential":true}}}'}, id="claims"
+        ),
+        pytest.param({"extra": "foobar"}, id="unknown parameter"),
+        pytest.param({"scope": "read openid"}, id="other scope order"),
+    ],
+)
+def test_parameters_a_provider_may_ignore_do_not_stop_the_flow(
+    setup: Setup, browser: httpx.Client, changes: dict[str, str]
+) -> None:
+    signed_in_browser(setup, browser)
+
+    response = authorize(browser, params(setup, **changes))
+
+    assert_code(response, 302, setup)
