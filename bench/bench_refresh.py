@@ -2,39 +2,41 @@
 and on PostgreSQL side by side.
 
 Run:  .venv/bin/python bench/bench_refresh.py [--duration 6] [--rounds 3]
-          [--chains 16 64] [--openid] [--postgres postgresql://postgres@127.0.0.1:5432]
+          [--connections 16 64] [--openid] [--postgres postgresql://postgres@127.0.0.1:5432]
 
-wrk cannot rotate a token (each response names the next request), so the
-load is an asyncio httpx client: N chains at once, each holding one refresh
-token and trading it for the next as fast as the server answers, for
---duration seconds. Starts two `tessera serve` processes with the same
-settings, one on a temporary SQLite store and one on a fresh database on the
-PostgreSQL server given (dropped at the end), registers a client and a
-person in each, and redeems one authorization code per chain for its first
-refresh token. Rounds interleave the two servers; the best round of each is
-kept. For scale, each round also drives `client_credentials` (no database
-write) with the same generator: its rate is what this generator reaches
-against this server when storage costs nothing.
+Needs `wrk` (Debian package `wrk`). Each response names the next request, so
+wrk runs a Lua script holding a queue of refresh tokens per thread: every
+request takes one from the queue, every answer puts the successor back. The
+queue starts with twice as many tokens as connections, so it never runs dry;
+a token whose answer is not 200 is lost, and wrk's non-2xx count (which
+fails the run) says so.
+
+Starts two `tessera serve` processes with the same settings, one on a
+temporary SQLite store and one on a fresh database on the PostgreSQL server
+given (dropped at the end), registers a client and a person in each, and
+redeems one authorization code per queued token for its first refresh
+token. Rounds interleave the two servers; the best round of each is kept.
+For scale, each round also drives `client_credentials` (no database write)
+with the same wrk settings: the rate a rotation is compared with.
 
 Every rotation writes: one UPDATE of the old token and one INSERT of its
 successor in one transaction, after one SELECT of the token and one of the
 person. Without --openid the scope is `read`, so no ID token (one RSA-3072
 signature each) is made. The load is bounded by --duration and --rounds and
-targets 127.0.0.1 only; the generator shares the machine with the server.
+targets 127.0.0.1 only; wrk shares the machine with the server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
 import os
 import platform
 import secrets
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from bench_token import LUA, free_port, run_wrk
 
 from tessera.cli.context import operator
 from tessera.config import Settings
@@ -57,11 +60,42 @@ from tessera.store.codes import AuthorizationCodes, IssuedCode
 REDIRECT_URI = "https://app.example.test/callback"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
+# wrk: one queue of refresh tokens per thread, read from TOKENS.<thread>.
+ROTATE_LUA = """
+local queue, first, last = {}, 1, 0
+local count = 0
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+function setup(thread)
+  thread:set("id", count)
+  count = count + 1
+end
+
+function init(args)
+  for line in io.lines(args[1] .. "." .. id) do
+    last = last + 1
+    queue[last] = line
+  end
+end
+
+function request()
+  local token = queue[first]
+  queue[first] = nil
+  first = first + 1
+  return wrk.format("POST", "/oauth2/token", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Authorization"] = "Basic BASIC",
+  }, "grant_type=refresh_token&refresh_token=" .. token)
+end
+
+function response(status, headers, body)
+  local token = body:match('"refresh_token":"(trt_[%w_%-]+)"')
+  if token then
+    last = last + 1
+    queue[last] = token
+  end
+end
+"""
+THREADS = 2
 
 
 @dataclasses.dataclass
@@ -159,46 +193,35 @@ async def first_tokens(target: Target, count: int, scope: str) -> list[str]:
         return tokens
 
 
-async def drive(
-    target: Target, tokens: list[str], duration: float, grant: str
+def drive(
+    target: Target,
+    scratch: Path,
+    connections: int,
+    duration: float,
+    grant: str,
+    scope: str,
 ) -> dict[str, float]:
-    """Every chain rotates its token until the deadline; the rate counts
-    the responses that came back within it."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    limits = httpx.Limits(max_connections=len(tokens))
-    auth = ("bench", target.secret)
-    async with httpx.AsyncClient(
-        base_url=target.url, auth=auth, limits=limits, timeout=30
-    ) as client:
-        started = time.perf_counter()
-        deadline = started + duration
-
-        async def chain(index: int) -> None:
-            while time.perf_counter() < deadline:
-                if grant == "refresh_token":
-                    form = {"grant_type": grant, "refresh_token": tokens[index]}
-                else:
-                    form = {"grant_type": grant, "scope": "read"}
-                sent = time.perf_counter()
-                response = await client.post("/oauth2/token", data=form)
-                if response.status_code != 200:
-                    errors.append(response.text)
-                    return
-                latencies.append(time.perf_counter() - sent)
-                if grant == "refresh_token":
-                    tokens[index] = response.json()["refresh_token"]
-
-        await asyncio.gather(*(chain(i) for i in range(len(tokens))))
-        elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{target.name}: {len(errors)} errors, e.g. {errors[0]}")
-    latencies.sort()
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-    }
+    """One wrk run of ``grant`` against ``target``."""
+    basic = base64.b64encode(f"bench:{target.secret}".encode()).decode()
+    script = scratch / f"{grant}.lua"
+    if grant == "refresh_token":
+        tokens = asyncio.run(first_tokens(target, 2 * connections, scope))
+        for thread in range(THREADS):
+            part = tokens[thread::THREADS]
+            (scratch / f"tokens.{thread}").write_text("\n".join(part) + "\n")
+        script.write_text(ROTATE_LUA.replace("BASIC", basic))
+    else:
+        script.write_text(LUA.format(basic=basic))
+    return run_wrk(
+        target.url + "/oauth2/token",
+        script,
+        connections,
+        int(duration),
+        threads=THREADS,
+        # Writes queue behind SQLite's one writer: slow answers, not errors.
+        timeout=10,
+        args=[str(scratch / "tokens")],
+    )
 
 
 @contextlib.contextmanager
@@ -237,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=6)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--chains", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--openid", action="store_true", help="ID token each time")
     parser.add_argument("--postgres", default=POSTGRES)
     args = parser.parse_args()
@@ -259,7 +282,7 @@ def main() -> None:
                 asyncio.run(register(each))
             with serving(targets[0]), serving(targets[1]):
                 best = run_rounds(
-                    targets, args.chains, args.rounds, args.duration, scope
+                    targets, root, args.connections, args.rounds, args.duration, scope
                 )
     finally:
         asyncio.run(admin(args.postgres, f'DROP DATABASE "{database}" WITH (FORCE)'))
@@ -267,22 +290,21 @@ def main() -> None:
 
 
 def run_rounds(
-    targets: list[Target], chains: list[int], rounds: int, duration: float, scope: str
+    targets: list[Target],
+    scratch: Path,
+    connections: list[int],
+    rounds: int,
+    duration: float,
+    scope: str,
 ) -> dict[str, dict[int, dict[str, float]]]:
     best: dict[str, dict[int, dict[str, float]]] = {}
     for each in targets:  # warm-up
-        tokens = asyncio.run(first_tokens(each, 4, scope))
-        asyncio.run(drive(each, tokens, 1, "refresh_token"))
+        drive(each, scratch, 4, 1, "refresh_token", scope)
     for _ in range(rounds):
-        for count in chains:
+        for count in connections:
             for each in targets:
                 for grant in ("refresh_token", "client_credentials"):
-                    tokens = (
-                        asyncio.run(first_tokens(each, count, scope))
-                        if grant == "refresh_token"
-                        else [""] * count
-                    )
-                    result = asyncio.run(drive(each, tokens, duration, grant))
+                    result = drive(each, scratch, count, duration, grant, scope)
                     key = each.name if grant == "refresh_token" else each.name + "/cc"
                     kept = best.setdefault(key, {}).get(count)
                     if kept is None or result["rps"] > kept["rps"]:
@@ -297,11 +319,11 @@ def report(best: dict[str, dict[int, dict[str, float]]], args: Any, scope: str) 
         f"best of {args.rounds} rounds of {args.duration} s"
     )
     print(
-        f"{'backend':>10} {'chains':>6} {'rotations/s':>11} {'p50/p99 ms':>15} "
+        f"{'backend':>10} {'conns':>6} {'rotations/s':>11} {'p50/p99 ms':>15} "
         f"{'client_credentials rps':>22} {'ratio':>6}"
     )
     for name in ("sqlite", "postgresql"):
-        for count in args.chains:
+        for count in args.connections:
             rotation, reference = best[name][count], best[name + "/cc"][count]
             print(
                 f"{name:>10} {count:>6} {rotation['rps']:>11.0f} "

@@ -78,12 +78,22 @@ def serving(
 
 
 def run_wrk(
-    url: str, script: Path, connections: int, duration: int
+    url: str,
+    script: Path,
+    connections: int,
+    duration: int,
+    *,
+    threads: int = 1,
+    timeout: int = 2,
+    args: list[str] | None = None,
 ) -> dict[str, float]:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
-    output = subprocess.run(
-        [*command, "-s", str(script), url], check=True, capture_output=True, text=True
-    ).stdout
+    """One wrk run; ``args`` go to the script's init(). A request slower
+    than ``timeout`` seconds counts as an error."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
+    command += [f"--timeout={timeout}s", "--latency", "-s", str(script), url]
+    if args:
+        command += ["--", *args]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise RuntimeError("the benchmark saw errors:\n" + output)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
