@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -33,6 +33,9 @@ from tessera.core.errors import (
 )
 from tessera.core.form import Form
 from tessera.core.redirect_uris import form_action_source
+
+if TYPE_CHECKING:
+    from tessera.server.runtime import Runtime
 
 logger = logging.getLogger("tessera.server")
 
@@ -185,12 +188,21 @@ def secure_cookies(issuer: str) -> bool:
     return not (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
 
 
+def cookie_name(name: str, *, secure: bool) -> str:
+    """A Secure cookie is named ``__Host-``: browsers then refuse it unless it
+    is Secure, has Path=/ and no Domain, so a sibling subdomain cannot plant
+    one (which would defeat the double-submit CSRF check) (RFC 6265bis
+    §4.1.3.2). On plain-http loopback the prefix would get it refused."""
+    return "__Host-" + name if secure else name
+
+
 def set_cookie(
     response: Response, name: str, value: str, max_age: int, *, secure: bool
 ) -> None:
     # Written out rather than through http.cookies, so the attributes are
     # exactly these: HttpOnly (no script reads it; there is no script
     # anyway), SameSite=Lax (not sent on cross-site posts), Path=/.
+    name = cookie_name(name, secure=secure)
     attributes = [f"{name}={value}", f"Max-Age={max_age}", "Path=/", "HttpOnly"]
     attributes.append("SameSite=Lax")
     if secure:
@@ -203,7 +215,9 @@ def expire_cookie(response: Response, name: str, *, secure: bool) -> None:
 
 
 def cookie(request: Request, name: str) -> str | None:
-    value = request.cookies.get(name)
+    runtime: Runtime = request.app.state.runtime
+    secure = secure_cookies(runtime.settings.issuer)
+    value = request.cookies.get(cookie_name(name, secure=secure))
     if not value or len(value) > _MAX_COOKIE_VALUE:
         return None
     return value
