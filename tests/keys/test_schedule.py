@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tessera.keys.manager import KeyManager
-from tessera.keys.ring import NoSigningKey
+from tessera.keys.ring import KeyRing, NoSigningKey, schedule
+from tessera.keys.signing import SigningKey, generate_private_key, public_jwk
 from tessera.store.keys import KeyRepository
 from tests.keys.conftest import (
     MAX_TOKEN_TTL,
@@ -223,3 +224,18 @@ async def test_jwks_etag_changes_with_the_published_set(
     assert body_before != body_after
     assert etag_before != etag_after
     assert ring.jwks(RETIREMENT) == (body_after, etag_after)
+
+
+def test_the_published_key_set_does_not_depend_on_the_stores_order() -> None:
+    """Keys of one activation time, in any order, give the same JWKS bytes
+    and ETag: every node behind a load balancer answers alike."""
+    keys = []
+    for alg in ("ES256", "RS256", "EdDSA", "ES256"):
+        private = generate_private_key(alg)
+        jwk = public_jwk(private, alg)
+        keys.append((SigningKey(str(jwk["kid"]), alg, private, T0), jwk))
+
+    forward = KeyRing(schedule(keys, MAX_TOKEN_TTL), T0).jwks(T0)
+    backward = KeyRing(schedule(keys[::-1], MAX_TOKEN_TTL), T0).jwks(T0)
+
+    assert forward == backward

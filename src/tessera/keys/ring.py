@@ -38,13 +38,17 @@ class PublishedKey:
 def schedule(
     keys: Iterable[tuple[SigningKey, dict[str, object]]], max_token_ttl: int
 ) -> list[PublishedKey]:
-    """Each key with the time it retires, oldest activation first per alg."""
+    """Each key with the time it retires, oldest activation first per alg.
+
+    The order depends on the keys alone, never on the order the store
+    returned them in, so every node publishes the same bytes (and ETag)."""
     by_alg: dict[str, list[tuple[SigningKey, dict[str, object]]]] = {}
     for key, jwk in keys:
         by_alg.setdefault(key.alg, []).append((key, jwk))
     result = []
-    for entries in by_alg.values():
-        entries.sort(key=lambda entry: entry[0].activates_at)
+    for alg in sorted(by_alg):
+        entries = by_alg[alg]
+        entries.sort(key=lambda entry: (entry[0].activates_at, entry[0].kid))
         for index, (key, jwk) in enumerate(entries):
             if index + 1 < len(entries):
                 retires_at = entries[index + 1][0].activates_at + max_token_ttl
