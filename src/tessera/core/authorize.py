@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from joserfc.jwk import KeySet
 
 from tessera.core.client_auth import PUBLIC
 from tessera.core.clients import Client, ClientDirectory
@@ -35,6 +38,7 @@ from tessera.core.errors import (
     UnauthorizedClient,
 )
 from tessera.core.form import Form
+from tessera.core.id_tokens import read_id_token_hint
 from tessera.core.redirect_uris import redirect_matches, with_params
 from tessera.core.scopes import resolve_scope
 
@@ -54,6 +58,7 @@ PARAMETERS = (
     "code_challenge_method",
     "request",
     "request_uri",
+    "id_token_hint",
 )
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters, unpadded.
@@ -150,6 +155,9 @@ class AuthorizationRequest:
     # False when the request named no redirect_uri and the client's only
     # one stands in (see check_redirect_uri).
     redirect_uri_given: bool = True
+    # Whom the client believes is signed in: the subject of its
+    # id_token_hint. A session of someone else does not answer for them.
+    hint_subject: str | None = None
     # The session started by a login made for this request, which satisfies
     # prompt=login and max_age whatever the clock says.
     login_session: str | None = None
@@ -176,6 +184,7 @@ class AuthorizationRequest:
             "max_age": self.max_age,
             "received_at": self.received_at,
             "redirect_uri_given": self.redirect_uri_given,
+            "hint_subject": self.hint_subject,
             "login_session": self.login_session,
         }
 
@@ -192,15 +201,22 @@ class AuthorizationRequest:
             max_age=params["max_age"],
             received_at=params["received_at"],
             redirect_uri_given=params["redirect_uri_given"],
+            hint_subject=params.get("hint_subject"),
             login_session=params.get("login_session"),
         )
 
 
 async def validate(
-    query: Form, clients: ClientDirectory, *, issuer: str, now: int
+    query: Form,
+    clients: ClientDirectory,
+    *,
+    issuer: str,
+    now: int,
+    keys: Callable[[], KeySet],
 ) -> AuthorizationRequest:
     """The validated request. Raises an OAuthError to show as a page, or
-    Redirected for an error the client is to receive."""
+    Redirected for an error the client is to receive. ``keys`` gives the
+    issuer's published keys, asked for only to check an id_token_hint."""
     client = await check_client(query, clients)
     redirect_uri = check_redirect_uri(query, client)
     destination = Destination(redirect_uri, read_state(query), issuer)
@@ -215,6 +231,7 @@ async def validate(
         code_challenge = check_pkce(query, client)
         prompt = check_prompt(query)
         max_age = check_max_age(query)
+        hint_subject = check_id_token_hint(query, client, issuer, keys)
         nonce = query.get("nonce")
     except OAuthError as error:
         raise Redirected(error, destination) from None
@@ -230,6 +247,7 @@ async def validate(
         max_age=max_age,
         received_at=now,
         redirect_uri_given=query.get("redirect_uri") is not None,
+        hint_subject=hint_subject,
     )
 
 
@@ -331,6 +349,20 @@ def check_pkce(query: Form, client: Client) -> str | None:
     return challenge
 
 
+def check_id_token_hint(
+    query: Form, client: Client, issuer: str, keys: Callable[[], KeySet]
+) -> str | None:
+    """The subject of the id_token_hint (OIDC Core §3.1.2.1): an ID token
+    this issuer gave this client, expired or not."""
+    token = query.get("id_token_hint")
+    if token is None:
+        return None
+    hint = read_id_token_hint(token, issuer, keys())
+    if hint.client_id != client.client_id:
+        raise InvalidRequest("The id_token_hint was issued to another client.")
+    return hint.subject
+
+
 def check_prompt(query: Form) -> frozenset[str]:
     value = query.get("prompt")
     if value is None:
@@ -361,9 +393,10 @@ class Step(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Login:
-    """The browser's session: which one, and when its person logged in."""
+    """The browser's session: which one, whose, and when they logged in."""
 
     session: str
+    user_id: str
     auth_time: int
 
 
@@ -381,7 +414,7 @@ def next_step(
     destination = request.destination(issuer)
     silent = "none" in request.prompt
 
-    if not fresh_enough(request, login):
+    if not fresh_enough(request, login) or someone_else(request, login):
         if silent:
             raise Redirected(LoginRequired(), destination)
         return Step.LOGIN
@@ -392,6 +425,16 @@ def next_step(
         return Step.CONSENT
 
     return Step.ISSUE
+
+
+def someone_else(request: AuthorizationRequest, login: Login | None) -> bool:
+    """Whether the session is of another person than the id_token_hint's.
+    A login made for this very request stands, whoever made it."""
+    if request.hint_subject is None or login is None:
+        return False
+    if request.login_session is not None and login.session == request.login_session:
+        return False
+    return login.user_id != request.hint_subject
 
 
 def fresh_enough(request: AuthorizationRequest, login: Login | None) -> bool:

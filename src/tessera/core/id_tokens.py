@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from tessera.core.errors import InvalidRequest
 from tessera.keys.ring import KeyRing
 
 ID_TOKEN_ALG = "RS256"  # noqa: S105
 ID_TOKEN_TYP = "JWT"  # noqa: S105
 ID_TOKEN_TTL = 300
+MAX_HINT_BYTES = 8192
 
 
 def at_hash(access_token: str) -> str:
@@ -35,7 +43,7 @@ def at_hash(access_token: str) -> str:
 
 class IdTokens:
     """Signs ID tokens. (Reading one back, as an ``id_token_hint``, is
-    tessera.core.logout's.)
+    ``read_id_token_hint``'s.)
 
     ``keyring`` returns the node's current key ring: the ring is replaced
     whenever a key is added, and this reads whichever is current."""
@@ -84,3 +92,33 @@ class IdTokens:
         if sid is not None:
             claims["sid"] = sid
         return key.sign_jwt(claims, typ=ID_TOKEN_TYP)
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenHint:
+    subject: str
+    client_id: str
+
+
+def read_id_token_hint(token: str, issuer: str, keys: KeySet) -> IdTokenHint:
+    """The subject and client of an ID token this issuer signed, expired or
+    not; raises InvalidRequest for anything else. Only the ID tokens' own
+    algorithm and ``typ`` are accepted, so an access token signed with the
+    same keys is no hint (tessera.core.id_tokens)."""
+    invalid = InvalidRequest("The id_token_hint is not a valid ID token.")
+    if len(token) > MAX_HINT_BYTES:
+        raise invalid
+    try:
+        signed = jws.deserialize_compact(token, keys, algorithms=[ID_TOKEN_ALG])
+        claims: Any = json.loads(signed.payload)
+    except (JoseError, ValueError, TypeError, RecursionError):
+        raise invalid from None
+    if signed.protected.get("typ") != ID_TOKEN_TYP:
+        raise invalid
+    if not isinstance(claims, dict) or claims.get("iss") != issuer:
+        raise invalid
+    subject, audience = claims.get("sub"), claims.get("aud")
+    # Tessera's ID tokens have one audience, the client, as a string.
+    if not isinstance(subject, str) or not isinstance(audience, str):
+        raise invalid
+    return IdTokenHint(subject, audience)

@@ -12,26 +12,14 @@ which has usually expired by then)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from tessera.core.clients import Client, ClientDirectory
 from tessera.core.errors import InvalidRequest
 from tessera.core.form import Form
-from tessera.core.id_tokens import ID_TOKEN_ALG, ID_TOKEN_TYP
-
-MAX_HINT_BYTES = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class IdTokenHint:
-    subject: str
-    client_id: str
+from tessera.core.id_tokens import IdTokenHint, read_id_token_hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,30 +47,6 @@ async def validate(
         post_logout_redirect_uri=redirect_uri,
         state=params.get("state"),
     )
-
-
-def read_id_token_hint(token: str, issuer: str, keys: KeySet) -> IdTokenHint:
-    """The subject and client of an ID token this issuer signed, expired or
-    not; raises InvalidRequest for anything else. Only the ID tokens' own
-    algorithm and ``typ`` are accepted, so an access token signed with the
-    same keys is no hint (tessera.core.id_tokens)."""
-    invalid = InvalidRequest("The id_token_hint is not a valid ID token.")
-    if len(token) > MAX_HINT_BYTES:
-        raise invalid
-    try:
-        signed = jws.deserialize_compact(token, keys, algorithms=[ID_TOKEN_ALG])
-        claims: Any = json.loads(signed.payload)
-    except (JoseError, ValueError, TypeError, RecursionError):
-        raise invalid from None
-    if signed.protected.get("typ") != ID_TOKEN_TYP:
-        raise invalid
-    if not isinstance(claims, dict) or claims.get("iss") != issuer:
-        raise invalid
-    subject, audience = claims.get("sub"), claims.get("aud")
-    # Tessera's ID tokens have one audience, the client, as a string.
-    if not isinstance(subject, str) or not isinstance(audience, str):
-        raise invalid
-    return IdTokenHint(subject, audience)
 
 
 async def check_client(

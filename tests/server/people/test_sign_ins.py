@@ -13,11 +13,14 @@ import jwt
 import pytest
 
 from tests.server.people.helpers import (
+    NATIVE_V4,
+    REDIRECT,
     VERIFIER,
     Setup,
     allow,
     assert_code,
     authorize,
+    id_token,
     params,
     sign_in,
     signed_in_browser,
@@ -117,7 +120,6 @@ def test_a_long_max_age_keeps_the_sign_in_time(
         pytest.param({"claims_locales": "se"}, id="claims_locales"),
         pytest.param({"acr_values": "1 2"}, id="acr_values"),
         pytest.param({"login_hint": "someone@example.test"}, id="login_hint"),
-        pytest.param({"id_token_hint": "not.checked.here"}, id="id_token_hint"),
         pytest.param(
             {"claims": '{"userinfo":{"name":{"essential":true}}}'}, id="claims"
         ),
@@ -133,3 +135,90 @@ def test_parameters_a_provider_may_ignore_do_not_stop_the_flow(
     response = authorize(browser, params(setup, **changes))
 
     assert_code(response, 302, setup)
+
+
+# id_token_hint (OIDC Core §3.1.2.1): whom the client believes signed in.
+
+
+def test_a_silent_authorization_with_the_persons_hint_gets_a_code(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    signed_in_browser(setup, browser)
+    hint = id_token(setup, subject=setup.user_id)
+
+    response = authorize(browser, params(setup, prompt="none", id_token_hint=hint))
+
+    assert_code(response, 302, setup)
+
+
+def test_a_silent_authorization_with_someone_elses_hint_is_login_required(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    signed_in_browser(setup, browser)
+    hint = id_token(setup, subject="someone-else")
+
+    response = authorize(browser, params(setup, prompt="none", id_token_hint=hint))
+
+    assert response.status_code == 302
+    base, query = split(response.headers["location"])
+    assert base == REDIRECT
+    assert (query["error"], query["state"]) == ("login_required", "xyz")
+    assert "code" not in query
+
+
+def test_someone_elses_hint_asks_for_a_login_that_then_stands(
+    setup: Setup, browser: httpx.Client
+) -> None:
+    signed_in_browser(setup, browser)
+    hint = id_token(setup, subject="someone-else")
+
+    started = authorize(browser, params(setup, id_token_hint=hint))
+    assert started.headers["location"].startswith("/login?request=")
+    login = sign_in(browser, started.headers["location"], setup.username)
+
+    assert_code(login, 303, setup)
+
+
+@pytest.mark.parametrize(
+    ("changes", "redirect_uri", "description"),
+    [
+        pytest.param(
+            {"id_token_hint": "not.an.idtoken"},
+            REDIRECT,
+            "The id_token_hint is not a valid ID token.",
+            id="malformed",
+        ),
+        pytest.param(
+            {"id_token_hint": None},
+            NATIVE_V4,
+            "The id_token_hint was issued to another client.",
+            id="another client's",
+        ),
+    ],
+)
+def test_a_bad_hint_is_invalid_request(
+    setup: Setup,
+    browser: httpx.Client,
+    changes: dict[str, str | None],
+    redirect_uri: str,
+    description: str,
+) -> None:
+    if changes["id_token_hint"] is None:
+        # Issued to the web client, presented by the public one.
+        changes = {
+            "id_token_hint": id_token(setup, subject=setup.user_id),
+            "client_id": setup.public_id,
+            "redirect_uri": redirect_uri,
+        }
+
+    response = authorize(browser, params(setup, **changes))
+
+    assert response.status_code == 302
+    base, query = split(response.headers["location"])
+    assert base == redirect_uri
+    assert query == {
+        "error": "invalid_request",
+        "error_description": description,
+        "state": "xyz",
+        "iss": setup.issuer,
+    }

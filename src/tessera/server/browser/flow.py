@@ -42,6 +42,7 @@ from tessera.server.browser.pages import (
     cookie,
     csrf_token,
     new_csrf_token,
+    published_keys,
     query,
     read_form,
     redirect,
@@ -101,7 +102,13 @@ class Flow:
             params, status = query(request), 302
 
         try:
-            auth = await validate(params, runtime.clients, issuer=issuer, now=now)
+            auth = await validate(
+                params,
+                runtime.clients,
+                issuer=issuer,
+                now=now,
+                keys=lambda: published_keys(runtime, now),
+            )
             person = await state.signed_in(cookie(request, SESSION_COOKIE), now)
             step = await decide(state, auth, person, issuer)
         except Redirected as refusal:
@@ -315,7 +322,7 @@ async def decide(
 def login_of(person: SignedIn | None) -> Login | None:
     if person is None:
         return None
-    return Login(person.session.key, person.session.auth_time)
+    return Login(person.session.key, person.user.user_id, person.session.auth_time)
 
 
 async def pending(

@@ -15,10 +15,8 @@ whose same-site answer does carry the cookie.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from joserfc.jwk import KeySet
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -32,6 +30,7 @@ from tessera.server.browser.pages import (
     cookie,
     csrf_token,
     expire_cookie,
+    published_keys,
     query,
     read_form,
     redirect,
@@ -121,9 +120,3 @@ class Logout:
         secure = secure_cookies(runtime.settings.issuer)
         expire_cookie(response, SESSION_COOKIE, secure=secure)
         return response
-
-
-def published_keys(runtime: Runtime, now: float) -> KeySet:
-    """The node's published keys, which an ID token hint was signed with."""
-    body, _ = runtime.minter.keyring.jwks(now)
-    return KeySet.import_key_set(json.loads(body))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from joserfc.jwk import KeySet
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -249,3 +251,9 @@ def check_csrf(request: Request, form: Form) -> None:
         raise CsrfRejected(detail="missing")
     if not hmac.compare_digest(expected.encode(), presented.encode()):
         raise CsrfRejected(detail="mismatch")
+
+
+def published_keys(runtime: Runtime, now: float) -> KeySet:
+    """The node's published keys, which an ID token hint was signed with."""
+    body, _ = runtime.minter.keyring.jwks(now)
+    return KeySet.import_key_set(json.loads(body))
