@@ -213,6 +213,72 @@ def test_a_token_in_the_query_is_not_read(
     assert response.headers["www-authenticate"] == CHALLENGE
 
 
+def test_a_token_in_a_posted_form_is_read(
+    server: RunningServer, http: httpx.Client, rp: RelyingParty, person: str
+) -> None:
+    """RFC 6750 §2.2; OIDC Core §5.3.1 allows it."""
+    token = sign_in(server, http, rp, person)["access_token"]
+
+    response = http.post("/oauth2/userinfo", data={"access_token": token})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["sub"] == person
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_bad_token_in_a_posted_form_is_invalid(http: httpx.Client) -> None:
+    response = http.post("/oauth2/userinfo", data={"access_token": "not-a-jwt"})
+
+    assert_invalid_token(response)
+
+
+def test_a_token_sent_twice_is_invalid_request(
+    server: RunningServer, http: httpx.Client, rp: RelyingParty, person: str
+) -> None:
+    """RFC 6750 §2: one method per request."""
+    token = sign_in(server, http, rp, person)["access_token"]
+
+    response = http.post(
+        "/oauth2/userinfo",
+        data={"access_token": token},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    assert response.status_code == 400
+    assert response.headers["www-authenticate"] == (
+        f'{CHALLENGE}, error="invalid_request", '
+        'error_description="The access token was sent more than once."'
+    )
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "The access token was sent more than once.",
+    }
+
+
+def test_a_repeated_access_token_field_is_invalid_request(
+    http: httpx.Client,
+) -> None:
+    response = http.post(
+        "/oauth2/userinfo",
+        content=b"access_token=a&access_token=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_an_oversized_form_is_413(http: httpx.Client) -> None:
+    response = http.post(
+        "/oauth2/userinfo",
+        content=b"access_token=" + b"a" * 70_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "invalid_request"
+
+
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_only_get_and_post_are_allowed(http: httpx.Client, method: str) -> None:
     response = http.request(method, "/oauth2/userinfo")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from tessera.core.errors import InsufficientScope, InvalidToken
+from tessera.core.errors import InsufficientScope, InvalidRequest, InvalidToken
 from tessera.core.user_tokens import OPENID, People, Person
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
@@ -39,13 +39,22 @@ class ActiveTokens(Protocol):
         ...
 
 
-def read_bearer_token(authorization: str | None) -> str:
+def read_bearer_token(authorization: str | None, body_token: str | None = None) -> str:
+    """The token from the Authorization header (RFC 6750 §2.1), or from a
+    posted form's ``access_token`` (§2.2); never both (§2)."""
+    if body_token is not None:
+        if authorization is not None:
+            raise InvalidRequest("The access token was sent more than once.")
+        return check_token_syntax(body_token)
     if authorization is None:
         raise MissingToken()
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
         raise MissingToken()
-    token = token.strip()
+    return check_token_syntax(token.strip())
+
+
+def check_token_syntax(token: str) -> str:
     if (
         not token
         or len(token) > MAX_TOKEN_CHARS
@@ -61,8 +70,10 @@ class UserInfo:
         self._tokens = tokens
         self._people = people
 
-    async def claims(self, authorization: str | None) -> dict[str, Any]:
-        token = read_bearer_token(authorization)
+    async def claims(
+        self, authorization: str | None, body_token: str | None = None
+    ) -> dict[str, Any]:
+        token = read_bearer_token(authorization, body_token)
         claims = await self._load_claims(token)
         check_person_token(claims)
         scopes = check_scope(claims)

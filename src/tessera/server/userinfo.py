@@ -14,8 +14,10 @@ from tessera.core.errors import (
     InsufficientScope,
     MethodNotAllowed,
     OAuthError,
+    RequestTooLarge,
     TemporarilyUnavailable,
 )
+from tessera.core.form import Form
 from tessera.core.userinfo import MissingToken
 from tessera.server.runtime import Runtime
 
@@ -23,6 +25,7 @@ logger = logging.getLogger("tessera.server")
 
 _CHALLENGE = 'Bearer realm="tessera"'
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 async def userinfo(request: Request) -> Response:
@@ -30,7 +33,10 @@ async def userinfo(request: Request) -> Response:
         return _error(MethodNotAllowed(), {"Allow": "GET, POST"})
     runtime: Runtime = request.app.state.runtime
     try:
-        claims = await runtime.userinfo.claims(request.headers.get("authorization"))
+        body_token = await posted_token(request, runtime.settings.max_body_bytes)
+        claims = await runtime.userinfo.claims(
+            request.headers.get("authorization"), body_token
+        )
     except MissingToken:
         return Response(
             status_code=401, headers={"WWW-Authenticate": _CHALLENGE, **_NO_STORE}
@@ -43,6 +49,20 @@ async def userinfo(request: Request) -> Response:
         unavailable = TemporarilyUnavailable()
         return _error(unavailable, {"Retry-After": str(unavailable.retry_after)})
     return JSONResponse(claims, headers=_NO_STORE)
+
+
+async def posted_token(request: Request, max_bytes: int) -> str | None:
+    """``access_token`` of a posted form (RFC 6750 §2.2); a query string's
+    is never read (§2.3: it ends up in logs)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0]
+    if request.method != "POST" or media_type.strip().lower() != _FORM_TYPE:
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise RequestTooLarge()
+    return Form.parse(body).get("access_token")
 
 
 def challenge(error: OAuthError) -> str:
