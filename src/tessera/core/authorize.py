@@ -59,7 +59,9 @@ PARAMETERS = (
     "request",
     "request_uri",
     "id_token_hint",
+    "login_hint",
 )
+MAX_LOGIN_HINT = 128
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters, unpadded.
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -158,6 +160,8 @@ class AuthorizationRequest:
     # Whom the client believes is signed in: the subject of its
     # id_token_hint. A session of someone else does not answer for them.
     hint_subject: str | None = None
+    # OIDC Core §3.1.2.1 login_hint: only ever the login form's first value.
+    login_hint: str | None = None
     # The session started by a login made for this request, which satisfies
     # prompt=login and max_age whatever the clock says.
     login_session: str | None = None
@@ -185,6 +189,7 @@ class AuthorizationRequest:
             "received_at": self.received_at,
             "redirect_uri_given": self.redirect_uri_given,
             "hint_subject": self.hint_subject,
+            "login_hint": self.login_hint,
             "login_session": self.login_session,
         }
 
@@ -202,6 +207,7 @@ class AuthorizationRequest:
             received_at=params["received_at"],
             redirect_uri_given=params["redirect_uri_given"],
             hint_subject=params.get("hint_subject"),
+            login_hint=params.get("login_hint"),
             login_session=params.get("login_session"),
         )
 
@@ -232,6 +238,7 @@ async def validate(
         prompt = check_prompt(query)
         max_age = check_max_age(query)
         hint_subject = check_id_token_hint(query, client, issuer, keys)
+        login_hint = read_login_hint(query)
         nonce = query.get("nonce")
     except OAuthError as error:
         raise Redirected(error, destination) from None
@@ -248,6 +255,7 @@ async def validate(
         received_at=now,
         redirect_uri_given=query.get("redirect_uri") is not None,
         hint_subject=hint_subject,
+        login_hint=login_hint,
     )
 
 
@@ -361,6 +369,16 @@ def check_id_token_hint(
     if hint.client_id != client.client_id:
         raise InvalidRequest("The id_token_hint was issued to another client.")
     return hint.subject
+
+
+def read_login_hint(query: Form) -> str | None:
+    """A username to offer on the login form. Control characters never get
+    here (the query's parser refuses them); one too long to be a username
+    is ignored, as the hint is only a convenience."""
+    hint = query.get("login_hint")
+    if hint is None or len(hint) > MAX_LOGIN_HINT:
+        return None
+    return hint
 
 
 def check_prompt(query: Form) -> frozenset[str]:

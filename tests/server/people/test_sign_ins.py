@@ -119,7 +119,6 @@ def test_a_long_max_age_keeps_the_sign_in_time(
         pytest.param({"ui_locales": "se"}, id="ui_locales"),
         pytest.param({"claims_locales": "se"}, id="claims_locales"),
         pytest.param({"acr_values": "1 2"}, id="acr_values"),
-        pytest.param({"login_hint": "someone@example.test"}, id="login_hint"),
         pytest.param(
             {"claims": '{"userinfo":{"name":{"essential":true}}}'}, id="claims"
         ),
@@ -222,3 +221,37 @@ def test_a_bad_hint_is_invalid_request(
         "state": "xyz",
         "iss": setup.issuer,
     }
+
+
+# login_hint: the login form's first value, nothing more.
+
+
+@pytest.mark.parametrize(
+    ("hint", "shown"),
+    [
+        pytest.param("ada@example.test", 'value="ada@example.test"', id="plain"),
+        pytest.param('"><b>x', 'value="&#34;&gt;&lt;b&gt;x"', id="escaped"),
+        pytest.param("x" * 129, 'value=""', id="too long: ignored"),
+    ],
+)
+def test_login_hint_fills_the_username_field(
+    setup: Setup, browser: httpx.Client, hint: str, shown: str
+) -> None:
+    started = authorize(browser, params(setup, login_hint=hint))
+    assert started.headers["location"].startswith("/login?request=")
+
+    page = browser.get(started.headers["location"])
+
+    assert page.status_code == 200
+    username_field = page.text[page.text.index('id="username"') :]
+    assert username_field.split(">", 1)[0].count(shown) == 1
+
+
+def test_login_hint_is_only_a_hint(setup: Setup, browser: httpx.Client) -> None:
+    """Whoever signs in is signed in: the hint names nobody for certain."""
+    started = authorize(browser, params(setup, login_hint="someone-else"))
+
+    login = sign_in(browser, started.headers["location"], setup.username)
+
+    assert login.status_code == 303
+    assert login.headers["location"].startswith("/consent?request=")

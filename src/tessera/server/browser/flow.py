@@ -128,7 +128,8 @@ class Flow:
         runtime: Runtime = request.app.state.runtime
         request_id = query(request).get("request")
         auth = await pending(runtime, request_id)
-        return self.login_form(runtime, request, auth, request_id)
+        hint = auth.login_hint if auth else None
+        return self.login_form(runtime, request, auth, request_id, username=hint or "")
 
     def login_form(
         self,
