@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from joserfc.jwk import KeySet
@@ -177,38 +177,21 @@ class AuthorizationRequest:
         return Destination(self.redirect_uri, self.state, issuer)
 
     def to_params(self) -> dict[str, Any]:
-        return {
-            "client_id": self.client_id,
-            "redirect_uri": self.redirect_uri,
-            "scope": sorted(self.scope),
-            "state": self.state,
-            "nonce": self.nonce,
-            "code_challenge": self.code_challenge,
-            "prompt": sorted(self.prompt),
-            "max_age": self.max_age,
-            "received_at": self.received_at,
-            "redirect_uri_given": self.redirect_uri_given,
-            "hint_subject": self.hint_subject,
-            "login_hint": self.login_hint,
-            "login_session": self.login_session,
-        }
+        """JSON-ready fields, for storing the request while the person logs
+        in or consents."""
+        params = {field.name: getattr(self, field.name) for field in fields(self)}
+        return {**params, "scope": sorted(self.scope), "prompt": sorted(self.prompt)}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> AuthorizationRequest:
+        names = {field.name for field in fields(cls)}
+        known = {name: value for name, value in params.items() if name in names}
         return cls(
-            client_id=params["client_id"],
-            redirect_uri=params["redirect_uri"],
-            scope=frozenset(params["scope"]),
-            state=params["state"],
-            nonce=params["nonce"],
-            code_challenge=params["code_challenge"],
-            prompt=frozenset(params["prompt"]),
-            max_age=params["max_age"],
-            received_at=params["received_at"],
-            redirect_uri_given=params["redirect_uri_given"],
-            hint_subject=params.get("hint_subject"),
-            login_hint=params.get("login_hint"),
-            login_session=params.get("login_session"),
+            **{
+                **known,
+                "scope": frozenset(params["scope"]),
+                "prompt": frozenset(params["prompt"]),
+            }
         )
 
 

@@ -40,7 +40,6 @@ from tessera.server.browser.pages import (
     Pages,
     check_csrf,
     cookie,
-    csrf_token,
     new_csrf_token,
     published_keys,
     query,
@@ -142,20 +141,17 @@ class Flow:
         error: str | None = None,
         username: str = "",
     ) -> Response:
-        token = csrf_token(request)
-        response = self.pages.render(
+        return self.pages.render_form(
+            request,
             "login.html",
             status,
             form_targets=[auth.redirect_uri] if auth else [],
             title="Sign in",
             client_id=auth.client_id if auth else None,
             request_id=request_id,
-            csrf_token=token,
             error=error,
             username=username,
         )
-        set_csrf(response, token, secure=secure_cookies(runtime.settings.issuer))
-        return response
 
     async def login(self, request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
@@ -260,8 +256,8 @@ class Flow:
         if person is None or not fresh_enough(auth, login_of(person)):
             return redirect(f"/login?request={request_id}", 302)
 
-        token = csrf_token(request)
-        response = self.pages.render(
+        return self.pages.render_form(
+            request,
             "consent.html",
             form_targets=[auth.redirect_uri],
             title="Allow access?",
@@ -269,10 +265,7 @@ class Flow:
             username=person.user.username,
             permissions=permissions(auth.scope),
             request_id=request_id,
-            csrf_token=token,
         )
-        set_csrf(response, token, secure=secure_cookies(runtime.settings.issuer))
-        return response
 
     async def consent(self, request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime

@@ -28,14 +28,12 @@ from tessera.server.browser.pages import (
     Pages,
     check_csrf,
     cookie,
-    csrf_token,
     expire_cookie,
     published_keys,
     query,
     read_form,
     redirect,
     secure_cookies,
-    set_csrf,
 )
 
 if TYPE_CHECKING:
@@ -94,17 +92,14 @@ class Logout:
             )
             if value is not None
         ]
-        token = csrf_token(request)
-        response = self.pages.render(
+        return self.pages.render_form(
+            request,
             "logout.html",
             form_targets=[u for u in [logout.post_logout_redirect_uri] if u],
             title="Sign out?",
             client_id=logout.client_id,
             fields=fields,
-            csrf_token=token,
         )
-        set_csrf(response, token, secure=secure_cookies(runtime.settings.issuer))
-        return response
 
     def signed_out(
         self, runtime: Runtime, logout: LogoutRequest, status: int

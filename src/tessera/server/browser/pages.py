@@ -105,6 +105,25 @@ class Pages:
         body = self._templates.get_template(template).render(**context)
         return HTMLResponse(body, status, headers=security_headers(form_targets))
 
+    def render_form(
+        self,
+        request: Request,
+        template: str,
+        status: int = 200,
+        *,
+        form_targets: Iterable[str] = (),
+        **context: Any,
+    ) -> HTMLResponse:
+        """A page with a form: the browser's CSRF token (a new one if it has
+        none) goes into the form and, renewed, into the cookie."""
+        runtime: Runtime = request.app.state.runtime
+        token = csrf_token(request)
+        response = self.render(
+            template, status, form_targets=form_targets, csrf_token=token, **context
+        )
+        set_csrf(response, token, secure=secure_cookies(runtime.settings.issuer))
+        return response
+
     def error(self, error: OAuthError) -> HTMLResponse:
         """An error shown to the person: never a redirect."""
         response = self.render(
